@@ -1,0 +1,57 @@
+"""Training-time augmentation on batches of log-mel features ``(batch, n_mels, frames)``.
+
+Working on cached features instead of waveforms keeps training free of decoding. Noise and
+clip mixing are added in the power domain (``log(exp(x) + n)``), so they behave like additive
+sound at a chosen SNR; SpecAugment masks replace bands or spans by the clip's mean.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .config import AugmentConfig
+from .models import length_mask
+
+
+def augment_batch(x: torch.Tensor, lengths: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Return an augmented copy of log-mel batch ``x`` (padding beyond ``lengths`` stays zero)."""
+    b, f, t = x.shape
+    mask = length_mask(lengths, t).to(x.dtype)  # (b, 1, t)
+    n_valid = mask.sum(-1, keepdim=True).clamp(min=1.0)
+    ln10 = math.log(10.0) / 10.0
+    x = x + torch.from_numpy(rng.uniform(-cfg.gain_db, cfg.gain_db, (b, 1, 1)).astype(np.float32)) * ln10
+    power = torch.exp(x) * mask
+    level = power.sum((1, 2), keepdim=True) / (n_valid * f)  # mean power per bin and frame
+    extra = torch.zeros_like(power)
+    noisy = torch.from_numpy((rng.random(b) < cfg.noise_prob).astype(np.float32))[:, None, None]
+    if noisy.any():
+        snr = torch.from_numpy(rng.uniform(cfg.snr_min_db, cfg.snr_max_db, (b, 1, 1)).astype(np.float32))
+        tilt = torch.from_numpy(rng.uniform(-3, 3, (b, 1, 1)).astype(np.float32))
+        shape = torch.exp(tilt * torch.linspace(-1, 1, f)[None, :, None])
+        shape = shape / shape.mean(1, keepdim=True)
+        fluct = torch.from_numpy(rng.gamma(4.0, 0.25, (b, f, t)).astype(np.float32))
+        extra += noisy * level * 10 ** (-snr / 10) * shape * fluct
+    mixed = torch.from_numpy((rng.random(b) < cfg.mix_prob).astype(np.float32))[:, None, None]
+    if mixed.any() and b > 1:
+        perm = torch.from_numpy(np.roll(np.arange(b), 1))
+        other, other_level = power[perm], level[perm].clamp(min=1e-12)
+        snr = torch.from_numpy(rng.uniform(cfg.mix_snr_min_db, cfg.mix_snr_max_db, (b, 1, 1)).astype(np.float32))
+        extra += mixed * other * (level / other_level) * 10 ** (-snr / 10)
+    x = torch.log(power + extra * mask + 1e-8)
+    mean = (x * mask).sum(-1, keepdim=True) / n_valid  # (b, f, 1)
+    for _ in range(cfg.freq_masks):
+        w = rng.integers(0, cfg.freq_mask_max + 1, b)
+        s = rng.integers(0, np.maximum(f - w, 1))
+        band = (torch.arange(f)[None, :] >= torch.from_numpy(s)[:, None]) & \
+               (torch.arange(f)[None, :] < torch.from_numpy(s + w)[:, None])
+        x = torch.where(band[:, :, None], mean, x)
+    for _ in range(cfg.time_masks):
+        w = np.minimum(rng.integers(0, cfg.time_mask_max + 1, b), (lengths.numpy() // 5))
+        s = rng.integers(0, np.maximum(lengths.numpy() - w, 1))
+        span = (torch.arange(t)[None, :] >= torch.from_numpy(s)[:, None]) & \
+               (torch.arange(t)[None, :] < torch.from_numpy(s + w)[:, None])
+        x = torch.where(span[:, None, :], mean, x)
+    return x * mask

@@ -1,0 +1,316 @@
+"""Configuration as data: frozen dataclasses, one per component, nested in one experiment config.
+
+Files (YAML or TOML) and ``key=value`` overrides map onto them; unknown keys, wrong types and
+out-of-range values raise :class:`ConfigError` naming the key.
+
+>>> cfg = load_config(preset="tutorial", overrides=["train.epochs=2"])
+>>> cfg.train.epochs, cfg.model.name
+(2, 'mlp')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+def _choice(name: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(options)}")
+
+
+def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Front end. ``kind``: ``logmel`` (log mel energies), ``mfcc``, or ``tutorial`` (the tutorial's
+    librosa MFCC at 22,050 Hz after ``[::decimate]``, padded or cut to ``max_frames``)."""
+
+    kind: str = "logmel"
+    sample_rate: int = 16000
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_mels: int = 64
+    n_mfcc: int = 20
+    fmin: float = 20.0
+    fmax: float = 0.0  # 0 means sample_rate / 2
+    max_frames: int = 0  # 0: variable length; > 0: zero-pad or cut to exactly this many frames
+    decimate: int = 1
+
+    def __post_init__(self) -> None:
+        _choice("features.kind", self.kind, ("logmel", "mfcc", "tutorial"))
+        for k in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "n_mfcc", "decimate"):
+            _positive(f"features.{k}", getattr(self, k))
+        _positive("features.max_frames", self.max_frames, allow_zero=True)
+        if self.win_length > self.n_fft:
+            raise ConfigError("features.win_length must not exceed features.n_fft")
+
+    @property
+    def n_features(self) -> int:
+        return self.n_mels if self.kind == "logmel" else self.n_mfcc
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Encoder. ``mlp``: the tutorial's Flatten + Dense stack over a fixed-size input;
+    ``tdnn``: 1-D convolutions over mel channels with attentive statistics pooling (any length)."""
+
+    name: str = "tdnn"
+    embedding_dim: int = 128
+    channels: int = 128
+    hidden: int = 128
+    layers: int = 3
+    dropout: float = 0.0
+    distance: str = "cosine"
+
+    def __post_init__(self) -> None:
+        _choice("model.name", self.name, ("mlp", "tdnn"))
+        _choice("model.distance", self.distance, ("cosine", "euclidean"))
+        for k in ("embedding_dim", "channels", "hidden", "layers"):
+            _positive(f"model.{k}", getattr(self, k))
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.dropout: must be in [0, 1), got {self.dropout!r}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Objective. ``contrastive`` and ``triplet`` train on pairs / mined triplets;
+    ``aam`` (additive angular margin softmax) and ``subcenter_aam`` on labelled batches.
+    ``margin`` is in the loss's own units (distance for contrastive/triplet, radians for AAM)."""
+
+    name: str = "aam"
+    margin: float = 0.2
+    scale: float = 30.0
+    sub_centers: int = 3
+
+    def __post_init__(self) -> None:
+        _choice("loss.name", self.name, ("contrastive", "triplet", "aam", "subcenter_aam"))
+        _positive("loss.margin", self.margin, allow_zero=True)
+        _positive("loss.scale", self.scale)
+        _positive("loss.sub_centers", self.sub_centers)
+
+    @property
+    def uses_pairs(self) -> bool:
+        return self.name == "contrastive"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    scheduler: str = "onecycle"
+    val_fraction: float = 0.15
+    crop_min_s: float = 1.0
+    crop_max_s: float = 3.0
+    pairs_per_clip: int = 1
+    seed: int = 0
+    num_threads: int = 0  # 0: all cores
+    grad_clip: float = 5.0
+
+    def __post_init__(self) -> None:
+        _choice("train.optimizer", self.optimizer, ("adam", "adamw", "rmsprop", "sgd"))
+        _choice("train.scheduler", self.scheduler, ("none", "onecycle", "cosine"))
+        for k in ("epochs", "batch_size", "lr", "pairs_per_clip"):
+            _positive(f"train.{k}", getattr(self, k))
+        for k in ("weight_decay", "num_threads", "grad_clip"):
+            _positive(f"train.{k}", getattr(self, k), allow_zero=True)
+        if not 0 < self.val_fraction < 0.9:
+            raise ConfigError(f"train.val_fraction: must be in (0, 0.9), got {self.val_fraction!r}")
+        if not 0 < self.crop_min_s <= self.crop_max_s:
+            raise ConfigError("train.crop_min_s must be > 0 and <= train.crop_max_s")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentation applied to log-mel features in training (all off in the tutorial preset)."""
+
+    enabled: bool = True
+    noise_prob: float = 0.5
+    snr_min_db: float = 5.0
+    snr_max_db: float = 30.0
+    mix_prob: float = 0.2
+    mix_snr_min_db: float = 8.0
+    mix_snr_max_db: float = 20.0
+    time_masks: int = 2
+    time_mask_max: int = 8
+    freq_masks: int = 2
+    freq_mask_max: int = 8
+    gain_db: float = 6.0
+
+    def __post_init__(self) -> None:
+        for k in ("noise_prob", "mix_prob"):
+            v = getattr(self, k)
+            if not 0 <= v <= 1:
+                raise ConfigError(f"augment.{k}: must be in [0, 1], got {v!r}")
+        for k in ("time_masks", "time_mask_max", "freq_masks", "freq_mask_max", "gain_db"):
+            _positive(f"augment.{k}", getattr(self, k), allow_zero=True)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    preset: str = "default"
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.name == "mlp" and self.features.max_frames == 0:
+            raise ConfigError("model.name=mlp needs a fixed input: set features.max_frames > 0")
+        if self.loss.name in ("aam", "subcenter_aam") and self.model.distance != "cosine":
+            raise ConfigError(f"loss.name={self.loss.name} compares embeddings by cosine: set model.distance=cosine")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, ExperimentConfig] = {
+    "default": ExperimentConfig(),
+    "tutorial": ExperimentConfig(
+        preset="tutorial",
+        features=FeatureConfig(kind="tutorial", sample_rate=22050, n_fft=2048, win_length=2048,
+                               hop_length=512, n_mels=128, n_mfcc=20, fmin=0.0, max_frames=400, decimate=3),
+        model=ModelConfig(name="mlp", embedding_dim=128, hidden=128, layers=3, dropout=0.1, distance="euclidean"),
+        loss=LossConfig(name="contrastive", margin=1.0),
+        train=TrainConfig(epochs=13, batch_size=128, optimizer="rmsprop", lr=1e-3, scheduler="none",
+                          grad_clip=0.0, crop_min_s=1.0, crop_max_s=1.0),
+        augment=AugmentConfig(enabled=False),
+    ),
+}
+
+
+def _coerce(name: str, value: Any, typ: Any) -> Any:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+    elif typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif typ is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - all config leaves are scalars
+        raise ConfigError(f"{name}: unsupported type {typ}")
+    raise ConfigError(f"{name}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
+
+
+def _merge(obj: Any, updates: dict[str, Any], prefix: str = "") -> Any:
+    """Return a copy of dataclass ``obj`` with nested ``updates`` applied, type-checked."""
+    if not isinstance(updates, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table of keys, got {updates!r}")
+    hints = typing.get_type_hints(type(obj))
+    known = {f.name for f in fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in updates.items():
+        name = f"{prefix}{key}"
+        if key not in known:
+            raise ConfigError(f"unknown config key {name!r} (valid: {', '.join(sorted(prefix + k for k in known))})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            changes[key] = _merge(current, value, prefix=f"{name}.")
+        else:
+            changes[key] = _coerce(name, value, hints[key])
+    try:
+        return replace(obj, **changes)
+    except TypeError as exc:  # pragma: no cover
+        raise ConfigError(str(exc)) from None
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """Turn ``"train.epochs=5"`` into ``{"train": {"epochs": 5}}`` (the value parsed as YAML)."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key=value (e.g. train.epochs=5)")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {item!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if value is None:
+        value = raw
+    if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string; a number is meant
+        try:
+            value = float(value) if any(ch.isdigit() for ch in value) else value
+        except ValueError:
+            pass
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file into a plain dict (safe loaders only)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix.lower() in (".yaml", ".yml", ".json"):
+            data = yaml.safe_load(text)
+        else:
+            raise ConfigError(f"{path}: config must be .yaml, .yml, .json or .toml")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot parse config ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: config must be a mapping of sections")
+    return data
+
+
+def config_from_dict(data: dict[str, Any], *, base: ExperimentConfig | None = None) -> ExperimentConfig:
+    """Build a config from a nested dict (as saved with a model), starting from its preset."""
+    data = dict(data)
+    preset = data.get("preset", base.preset if base else "default")
+    if preset not in PRESETS:
+        raise ConfigError(f"preset: {preset!r} is not one of {', '.join(PRESETS)}")
+    start = base if base is not None and base.preset == preset else PRESETS[preset]
+    try:
+        return _merge(start, data)
+    except ConfigError:
+        raise
+
+
+def load_config(
+    preset: str | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> ExperimentConfig:
+    """Preset, then file, then overrides, each applied over the last."""
+    file_data = read_config_file(config_file) if config_file else {}
+    name = preset or file_data.get("preset") or "default"
+    if name not in PRESETS:
+        raise ConfigError(f"preset: {name!r} is not one of {', '.join(PRESETS)}")
+    cfg = _merge(PRESETS[name], {**file_data, "preset": name})
+    for item in overrides:
+        cfg = _merge(cfg, parse_override(item))
+    return cfg

@@ -1,0 +1,150 @@
+"""Datasets (a folder of class sub-folders or a ``path,label`` CSV), splits and pair sampling."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio import audio_extensions
+from .errors import DatasetError
+
+_SUB_PREFIX = re.compile(r"^sub[_\- ]+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    label: str
+
+
+def class_from_folder(name: str) -> str:
+    """Class label of a dataset sub-folder: lower case, with a ``Sub_`` prefix dropped, so the
+    tutorial's ``Dogs/`` and ``Sub_dogs/`` both hold class ``dogs`` and ``Cats/`` holds ``cats``."""
+    return _SUB_PREFIX.sub("", name.strip()).lower()
+
+
+def scan_folder(root: Path) -> list[Clip]:
+    """Clips under ``root/<class>/**`` with an audio extension, sorted by path."""
+    exts = audio_extensions()
+    clips: list[Clip] = []
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subdirs:
+        raise DatasetError(f"{root}: no class sub-folders (expected one folder per class, e.g. {root}/dogs/*.wav)")
+    for sub in subdirs:
+        label = class_from_folder(sub.name)
+        for f in sorted(sub.rglob("*")):
+            if f.is_file() and f.suffix.lower() in exts and not f.name.startswith("."):
+                clips.append(Clip(f, label))
+    if not clips:
+        raise DatasetError(f"{root}: no audio files found in its class sub-folders")
+    return clips
+
+
+def read_manifest(path: Path) -> list[Clip]:
+    """Clips of a ``path,label`` CSV; relative paths resolve against the CSV's folder."""
+    try:
+        fh = open(path, newline="", encoding="utf-8")
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read manifest ({exc.strerror})") from None
+    with fh:
+        reader = csv.DictReader(fh)
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        if "path" not in cols or "label" not in cols:
+            raise DatasetError(f"{path}: manifest needs 'path' and 'label' columns, found {cols}")
+        reader.fieldnames = cols
+        clips = []
+        for lineno, row in enumerate(reader, start=2):
+            p, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
+            if not p or not label:
+                raise DatasetError(f"{path}:{lineno}: empty path or label")
+            f = Path(p)
+            clips.append(Clip(f if f.is_absolute() else path.parent / f, label))
+    if not clips:
+        raise DatasetError(f"{path}: manifest lists no clips")
+    return clips
+
+
+def discover(data: str | os.PathLike[str]) -> list[Clip]:
+    """Clips of a dataset given as a folder of class sub-folders or a CSV manifest."""
+    data = Path(data)
+    if data.is_dir():
+        return scan_folder(data)
+    if data.is_file() and data.suffix.lower() == ".csv":
+        return read_manifest(data)
+    if not data.exists():
+        raise DatasetError(f"{data}: no such folder or manifest")
+    raise DatasetError(f"{data}: expected a folder of class sub-folders or a .csv manifest")
+
+
+def encode_labels(labels: list[str]) -> tuple[np.ndarray, list[str]]:
+    """``(int labels, sorted class names)``."""
+    classes = sorted(set(labels))
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index[x] for x in labels], dtype=np.int64), classes
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, held_out)``: about ``fraction`` of each class held out (at least one clip of
+    every class with 3 or more clips; smaller classes stay whole in training)."""
+    rng = np.random.default_rng(seed)
+    train, held = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        k = int(round(fraction * len(idx))) if len(idx) >= 3 else 0
+        k = max(k, 1) if len(idx) >= 3 else 0
+        held.extend(idx[:k])
+        train.extend(idx[k:])
+    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(held, dtype=np.int64))
+
+
+def sample_pairs(labels: np.ndarray, n_pairs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Balanced pairs as in the tutorial: ``(i, j, y)`` with y=1 genuine (same class) and y=0 impostor.
+
+    Anchors cycle through every clip; each anchor gets alternately a genuine partner (another clip
+    of its class) and an impostor (a clip of another class), so the two kinds are balanced.
+    """
+    labels = np.asarray(labels)
+    by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
+    if len(by_class) < 2:
+        raise DatasetError("pair sampling needs at least two classes")
+    n = len(labels)
+    anchors = np.concatenate([rng.permutation(n) for _ in range(-(-n_pairs // n))])[:n_pairs]
+    ii, jj, yy = [], [], []
+    for k, a in enumerate(anchors):
+        same = by_class[labels[a]]
+        genuine = k % 2 == 0 and len(same) > 1
+        if genuine:
+            b = a
+            while b == a:
+                b = same[rng.integers(len(same))]
+        else:
+            b = a
+            while labels[b] == labels[a]:
+                b = rng.integers(n)
+        ii.append(a)
+        jj.append(b)
+        yy.append(1 if genuine else 0)
+    return np.array(ii), np.array(jj), np.array(yy, dtype=np.float32)
+
+
+def trial_pairs(labels: np.ndarray, max_trials: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluation trials over a labelled set: all pairs if few, else a balanced random sample."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    iu, ju = np.triu_indices(n, k=1)
+    same = labels[iu] == labels[ju]
+    gen, imp = np.flatnonzero(same), np.flatnonzero(~same)
+    if len(gen) == 0 or len(imp) == 0:
+        raise DatasetError("held-out trials need at least two classes and two clips of one class")
+    half = max_trials // 2
+    if len(gen) > half:
+        gen = rng.choice(gen, half, replace=False)
+    if len(imp) > half:
+        imp = rng.choice(imp, half, replace=False)
+    sel = np.concatenate([gen, imp])
+    return iu[sel], ju[sel], same[sel].astype(np.float32)

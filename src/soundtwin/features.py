@@ -1,0 +1,109 @@
+"""Features: log-mel and MFCC as small pure functions, plus the tutorial's exact MFCC front end.
+
+Shapes: a signal is ``(n_samples,)`` (or ``(batch, n_samples)`` where noted); a feature matrix is
+``(n_features, n_frames)`` float32, frames ``hop_length`` samples apart (centered STFT, so
+``n_frames = 1 + n_samples // hop_length``).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import librosa
+import numpy as np
+import torch
+
+from .config import FeatureConfig
+from .errors import AudioError
+
+#: Floor added to mel energies before the log (about -80 dB).
+LOG_FLOOR = 1e-8
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
+    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax or sr / 2)
+    return torch.from_numpy(basis.astype(np.float32))
+
+
+@functools.lru_cache(maxsize=16)
+def _window(win_length: int) -> torch.Tensor:
+    return torch.hann_window(win_length, periodic=True)
+
+
+def log_mel(
+    y: np.ndarray | torch.Tensor,
+    *,
+    sr: int = 16000,
+    n_fft: int = 512,
+    win_length: int = 400,
+    hop_length: int = 160,
+    n_mels: int = 64,
+    fmin: float = 20.0,
+    fmax: float = 0.0,
+) -> np.ndarray:
+    """Natural-log mel energies of ``y`` (``(n,)`` -> ``(n_mels, frames)``, ``(b, n)`` -> ``(b, n_mels, frames)``).
+
+    The STFT runs in torch (Hann window, centered, zero padding); the filterbank is librosa's
+    (Slaney mel scale and normalisation). ``fmax=0`` means ``sr / 2``.
+    """
+    x = torch.as_tensor(np.asarray(y, dtype=np.float32) if not isinstance(y, torch.Tensor) else y)
+    single = x.ndim == 1
+    if single:
+        x = x[None]
+    with torch.no_grad():
+        spec = torch.stft(x, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                          window=_window(win_length), center=True, pad_mode="constant", return_complex=True)
+        power = spec.real.square() + spec.imag.square()
+        mel = torch.matmul(_mel_basis(sr, n_fft, n_mels, float(fmin), float(fmax)), power)
+        out = torch.log(mel + LOG_FLOOR).numpy()
+    return out[0] if single else out
+
+
+def mfcc_from_log_mel(logmel: np.ndarray, *, n_mfcc: int = 20) -> np.ndarray:
+    """DCT-II (orthonormal) over the mel axis of a log-mel matrix, keeping ``n_mfcc`` coefficients."""
+    return librosa.feature.mfcc(S=10.0 / np.log(10.0) * logmel, n_mfcc=n_mfcc).astype(np.float32)
+
+
+def fix_frames(feat: np.ndarray, n_frames: int) -> np.ndarray:
+    """Zero-pad on the right, or cut, ``(n_features, T)`` to exactly ``n_frames`` frames."""
+    t = feat.shape[-1]
+    if t >= n_frames:
+        return np.ascontiguousarray(feat[..., :n_frames])
+    pad = [(0, 0)] * (feat.ndim - 1) + [(0, n_frames - t)]
+    return np.pad(feat, pad, mode="constant")
+
+
+def tutorial_mfcc(y: np.ndarray, *, sr: int = 22050, decimate: int = 3, n_mfcc: int = 20,
+                  max_frames: int = 400) -> np.ndarray:
+    """The tutorial's ``audio2vector``: ``y[::3]``, librosa MFCC at the (undecimated) rate ``sr``,
+    zero-padded or cut to ``max_frames`` frames. ``y`` must already be at ``sr`` (librosa's default 22,050 Hz)."""
+    y = np.asarray(y, dtype=np.float32)[::decimate]
+    with warnings.catch_warnings():  # librosa warns when a short clip is below n_fft; the tutorial ignores it
+        warnings.simplefilter("ignore", UserWarning)
+        feat = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc)
+    return fix_frames(feat.astype(np.float32), max_frames)
+
+
+def compute_features(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Features of a mono signal already at ``cfg.sample_rate``: ``(cfg.n_features, frames)`` float32."""
+    if y.ndim != 1:
+        raise AudioError(f"compute_features expects a mono signal, got shape {y.shape}")
+    if cfg.kind == "tutorial":
+        return tutorial_mfcc(y, sr=cfg.sample_rate, decimate=cfg.decimate, n_mfcc=cfg.n_mfcc,
+                             max_frames=cfg.max_frames)
+    if cfg.decimate > 1:
+        y = y[:: cfg.decimate]
+    feat = log_mel(y, sr=cfg.sample_rate, n_fft=cfg.n_fft, win_length=cfg.win_length,
+                   hop_length=cfg.hop_length, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
+    if cfg.kind == "mfcc":
+        feat = mfcc_from_log_mel(feat, n_mfcc=cfg.n_mfcc)
+    if cfg.max_frames:
+        feat = fix_frames(feat, cfg.max_frames)
+    return np.ascontiguousarray(feat, dtype=np.float32)
+
+
+def frames_for(n_samples: int, cfg: FeatureConfig) -> int:
+    """Number of frames ``compute_features`` gives for ``n_samples`` samples (before any fixing)."""
+    return 1 + (n_samples // cfg.decimate) // cfg.hop_length

@@ -1,0 +1,336 @@
+"""Training: features once, a held-out part for validation and calibration, a checkpoint every epoch.
+
+The model directory is rewritten atomically after every epoch (and on Ctrl-C), so it always
+holds a complete, usable, calibrated model. ``resume=True`` continues from the saved state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .augment import augment_batch
+from .config import ExperimentConfig, config_from_dict
+from .data import discover, encode_labels, sample_pairs, stratified_split, trial_pairs
+from .errors import DatasetError, ModelError
+from .extract import FeatureExtractor
+from .io import read_json
+from .losses import build_loss
+from .metrics import eer as compute_eer
+from .models import build_encoder
+from .verifier import Verifier, embed_feature_list, pad_batch, score_embeddings
+
+MAX_HELDOUT_TRIALS = 20000
+
+
+@dataclass
+class LabelledFeatures:
+    feats: list[np.ndarray]
+    labels: np.ndarray
+    classes: list[str]
+    paths: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def load_labelled(data: str | os.PathLike[str], extractor: FeatureExtractor,
+                  progress: Callable[[int], None] | None = None,
+                  on_total: Callable[[int], None] | None = None) -> LabelledFeatures:
+    """Features and labels of a dataset; bad clips are skipped and listed in ``skipped``."""
+    clips = discover(data)
+    if on_total is not None:
+        on_total(len(clips))
+    feats, errors = extractor.from_files([c.path for c in clips], skip_errors=True, progress=progress)
+    keep = [k for k, f in enumerate(feats) if f is not None]
+    if not keep:
+        raise DatasetError(f"{data}: none of the {len(clips)} clips could be read ({errors[0][1]})")
+    labels, classes = encode_labels([clips[k].label for k in keep])
+    if len(classes) < 2:
+        raise DatasetError(f"{data}: training needs at least two classes, found {classes}")
+    return LabelledFeatures([feats[k] for k in keep], labels, classes,  # type: ignore[misc]
+                            [str(clips[k].path) for k in keep], errors)
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    epochs: int
+    loss: float
+    heldout_eer: float
+    threshold: float
+    lr: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    verifier: Verifier
+    history: list[EpochStats]
+    skipped: list[tuple[str, str]]
+    seconds: float
+    interrupted: bool = False
+
+
+def lr_at(step: int, total: int, base: float, schedule: str) -> float:
+    """Learning rate at a global step: constant, cosine decay, or one-cycle (10% warm-up, cosine down)."""
+    if schedule == "none" or total <= 1:
+        return base
+    p = min(step / (total - 1), 1.0)
+    if schedule == "cosine":
+        return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * p)))
+    warm = 0.1
+    if p < warm:
+        return base * (0.04 + 0.96 * p / warm)
+    q = (p - warm) / (1 - warm)
+    return base * (0.001 + 0.999 * 0.5 * (1 + math.cos(math.pi * q)))
+
+
+def build_optimizer(cfg: ExperimentConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    t = cfg.train
+    if t.optimizer == "rmsprop":  # Keras defaults: rho 0.9, epsilon 1e-7
+        return torch.optim.RMSprop(params, lr=t.lr, alpha=0.9, eps=1e-7, weight_decay=t.weight_decay)
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay, nesterov=True)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+
+
+def _frames_per_second(cfg: ExperimentConfig) -> float:
+    f = cfg.features
+    return f.sample_rate / f.decimate / f.hop_length
+
+
+def crop(feat: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    t = feat.shape[-1]
+    if t <= n:
+        return feat
+    s = int(rng.integers(0, t - n + 1))
+    return feat[:, s : s + n]
+
+
+class _Trainer:
+    def __init__(self, cfg: ExperimentConfig, data: LabelledFeatures, train_idx: np.ndarray, held_idx: np.ndarray):
+        self.cfg, self.data = cfg, data
+        self.train_idx, self.held_idx = train_idx, held_idx
+        torch.manual_seed(cfg.train.seed)
+        self.encoder = build_encoder(cfg)
+        self.loss = build_loss(cfg, len(data.classes))
+        self.params = list(self.encoder.parameters()) + list(self.loss.parameters())
+        self.opt = build_optimizer(cfg, self.params)
+        self.fps = _frames_per_second(cfg)
+        # An epoch sees all training audio about once: a long clip contributes several crops.
+        mean_crop = 0.5 * (cfg.train.crop_min_s + cfg.train.crop_max_s) * self.fps
+        if cfg.loss.uses_pairs:
+            reps = np.full(len(train_idx), cfg.train.pairs_per_clip)
+        else:
+            reps = np.array([max(1, int(round(data.feats[i].shape[-1] / mean_crop))) for i in train_idx])
+        self.epoch_pool = np.repeat(train_idx, reps)
+        self.steps_per_epoch = max(1, math.ceil(len(self.epoch_pool) / cfg.train.batch_size))
+        self.global_step = 0
+
+    def _batch(self, idx: np.ndarray, rng: np.random.Generator, fixed: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if fixed:
+            return pad_batch([self.data.feats[i] for i in idx])
+        t = self.cfg.train
+        n = max(4, int(round(rng.uniform(t.crop_min_s, t.crop_max_s) * self.fps)))
+        x, lengths = pad_batch([crop(self.data.feats[i], n, rng) for i in idx])
+        if self.cfg.augment.enabled and self.cfg.features.kind == "logmel":
+            x = augment_batch(x, lengths, self.cfg.augment, rng)
+        return x, lengths
+
+    def _bucketed(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """Shuffled batches of clips of similar length (less padding), in shuffled order."""
+        bs = self.cfg.train.batch_size
+        order = rng.permutation(self.epoch_pool)
+        lengths = np.array([self.data.feats[i].shape[-1] for i in order])
+        batches = []
+        for k in range(0, len(order), 8 * bs):
+            chunk = order[k:k + 8 * bs]
+            chunk = chunk[np.argsort(lengths[k:k + 8 * bs], kind="stable")]
+            batches += [chunk[j:j + bs] for j in range(0, len(chunk), bs)]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def run_epoch(self, epoch: int, on_step: Callable[[int], None] | None) -> float:
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.train.seed, epoch])
+        torch.manual_seed(cfg.train.seed * 1000 + epoch)
+        self.encoder.train()
+        fixed = cfg.model.name == "mlp"
+        total_steps = self.steps_per_epoch * cfg.train.epochs
+        bs = cfg.train.batch_size
+        if cfg.loss.uses_pairs:
+            labels = self.data.labels[self.train_idx]
+            ii, jj, yy = sample_pairs(labels, len(self.epoch_pool), rng)
+            batches = [(self.train_idx[ii[k:k + bs]], self.train_idx[jj[k:k + bs]], yy[k:k + bs])
+                       for k in range(0, len(ii), bs)]
+        else:
+            batches = [(b, None, None) for b in self._bucketed(rng)]
+        losses = []
+        for a, b, y in batches:
+            for g in self.opt.param_groups:
+                g["lr"] = lr_at(self.global_step, total_steps, cfg.train.lr, cfg.train.scheduler)
+            if b is not None:
+                xa, la = self._batch(a, rng, fixed)
+                xb, lb = self._batch(b, rng, fixed)
+                if fixed:
+                    ea, eb = self.encoder(xa, la), self.encoder(xb, lb)
+                else:
+                    n = max(xa.shape[-1], xb.shape[-1])
+                    pad = lambda x: torch.nn.functional.pad(x, (0, n - x.shape[-1]))  # noqa: E731
+                    e = self.encoder(torch.cat([pad(xa), pad(xb)]), torch.cat([la, lb]))
+                    ea, eb = e[: len(a)], e[len(a):]
+                loss = self.loss(ea, eb, torch.from_numpy(y))
+            else:
+                if len(a) < 2:
+                    continue
+                x, lengths = self._batch(a, rng, fixed)
+                loss = self.loss(self.encoder(x, lengths), torch.from_numpy(self.data.labels[a]))
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.train.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.params, cfg.train.grad_clip)
+            self.opt.step()
+            self.global_step += 1
+            losses.append(float(loss.detach()))
+            if on_step is not None:
+                on_step(1)
+        return float(np.mean(losses)) if losses else float("nan")
+
+    def heldout_scores(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        feats = [self.data.feats[i] for i in self.held_idx]
+        emb = embed_feature_list(self.encoder, feats, normalize=self.cfg.model.distance == "cosine")
+        rng = np.random.default_rng([seed, 7])
+        i, j, y = trial_pairs(self.data.labels[self.held_idx], MAX_HELDOUT_TRIALS, rng)
+        return score_embeddings(emb[i], emb[j], self.cfg.model.distance), y
+
+    # -- state for --resume ----------------------------------------------------------------
+    def state_bytes(self) -> bytes:
+        tensors: dict[str, torch.Tensor] = {}
+        for k, v in self.loss.state_dict().items():
+            tensors[f"loss.{k}"] = v.detach().contiguous()
+        opt = self.opt.state_dict()
+        scalars: dict[str, Any] = {}
+        for pid, st in opt["state"].items():
+            for k, v in st.items():
+                if torch.is_tensor(v):
+                    tensors[f"opt.{pid}.{k}"] = v.detach().contiguous()
+                else:
+                    scalars[f"{pid}.{k}"] = v
+        meta = {"param_groups": json.dumps(opt["param_groups"]), "scalars": json.dumps(scalars),
+                "global_step": str(self.global_step)}
+        return st_save(tensors, metadata=meta)
+
+    def load_state(self, blob: bytes, meta: dict[str, str]) -> None:
+        tensors = st_load(blob)
+        self.loss.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("loss.")})
+        state: dict[int, dict[str, Any]] = {}
+        for k, v in tensors.items():
+            if k.startswith("opt."):
+                _, pid, name = k.split(".", 2)
+                state.setdefault(int(pid), {})[name] = v
+        for k, v in json.loads(meta["scalars"]).items():
+            pid, name = k.split(".", 1)
+            state.setdefault(int(pid), {})[name] = v
+        self.opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+        self.global_step = int(meta["global_step"])
+
+
+def _read_state(model_dir: Path) -> tuple[bytes, dict[str, str], dict[str, Any]]:
+    from safetensors import safe_open
+
+    path = model_dir / "train_state.safetensors"
+    if not path.is_file():
+        raise ModelError(f"{model_dir}: nothing to resume (no train_state.safetensors)")
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata()
+    return path.read_bytes(), meta, read_json(model_dir / "meta.json")
+
+
+def train(
+    data: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    cfg: ExperimentConfig,
+    *,
+    resume: bool = False,
+    cache_dir: str | os.PathLike[str] | None | bool = None,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
+    on_steps_total: Callable[[int], None] | None = None,
+    on_clip: Callable[[int], None] | None = None,
+    on_clips_total: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train a verifier on ``data`` (class folders or a ``path,label`` CSV) into ``out_dir``.
+
+    Callbacks report progress (steps, clips) and each finished epoch; nothing is printed.
+    Raises ``KeyboardInterrupt`` after saving a usable model when interrupted.
+    """
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    start_epoch, history = 0, []
+    if resume:
+        blob, state_meta, saved_meta = _read_state(out_dir)
+        saved_cfg = config_from_dict(read_json(out_dir / "config.json"))
+        if saved_cfg != cfg:
+            cfg = saved_cfg  # a resumed run continues with the config it started with
+        start_epoch = int(saved_meta.get("epoch", 0))
+        history = [EpochStats(**h) for h in saved_meta.get("history", [])]
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    extractor = FeatureExtractor(cfg.features, cache_dir=cache_dir)
+    lf = load_labelled(data, extractor, progress=on_clip, on_total=on_clips_total)
+    train_idx, held_idx = stratified_split(lf.labels, cfg.train.val_fraction, cfg.train.seed)
+    if len(held_idx) < 3 or len(np.unique(lf.labels[held_idx])) < 2:
+        raise DatasetError(f"{data}: too few clips to hold out a validation part "
+                           f"({len(lf.feats)} clips in {len(lf.classes)} classes)")
+    tr = _Trainer(cfg, lf, train_idx, held_idx)
+    if resume:
+        tr.encoder.load_state_dict(Verifier.load(out_dir, cache_dir=False).encoder.state_dict())
+        tr.load_state(blob, state_meta)
+    if on_steps_total is not None:
+        on_steps_total(tr.steps_per_epoch * max(0, cfg.train.epochs - start_epoch))
+
+    verifier = Verifier(tr.encoder, cfg, cache_dir=cache_dir)
+    base_meta = {"classes": lf.classes, "n_train_clips": int(len(train_idx)), "n_heldout_clips": int(len(held_idx)),
+                 "skipped_clips": len(lf.skipped), "epochs": cfg.train.epochs, "data": str(data)}
+
+    def save(epoch: int, interrupted: bool) -> None:
+        scores, labels = tr.heldout_scores(cfg.train.seed)
+        verifier.calibrate(scores, labels)
+        verifier.save(out_dir, extra={"train_state.safetensors": tr.state_bytes(),
+                                      "calibration.npz": verifier.calibration_npz(scores, labels)},
+                      meta_updates={**base_meta, "epoch": epoch, "interrupted": interrupted,
+                                    "complete": epoch >= cfg.train.epochs and not interrupted,
+                                    "history": [asdict(h) for h in history],
+                                    "training_seconds": round(time.perf_counter() - t0, 2)})
+
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, cfg.train.epochs):
+            te = time.perf_counter()
+            loss = tr.run_epoch(epoch, on_step)
+            scores, labels = tr.heldout_scores(cfg.train.seed)
+            e, thr = compute_eer(scores, labels)
+            history.append(EpochStats(epoch + 1, cfg.train.epochs, loss, e, thr,
+                                      tr.opt.param_groups[0]["lr"], round(time.perf_counter() - te, 2)))
+            save(epoch + 1, False)
+            if on_epoch is not None:
+                on_epoch(history[-1])
+        if start_epoch >= cfg.train.epochs:  # nothing left to run: still leave a calibrated model
+            save(cfg.train.epochs, False)
+    except KeyboardInterrupt:
+        if tr.global_step > 0:
+            save(len(history), True)
+        raise
+    return TrainResult(out_dir, verifier, history, lf.skipped, time.perf_counter() - t0)

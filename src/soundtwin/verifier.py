@@ -1,0 +1,235 @@
+"""The verifier: a trained encoder with its calibrated threshold, saved to and loaded from a model directory.
+
+A model directory holds ``config.json`` (the experiment config), ``model.safetensors`` (encoder
+weights), ``meta.json`` (threshold, calibration, feature settings, soundtwin version, fingerprint),
+``calibration.npz`` (held-out trial scores, for re-calibration) and, while training, the
+optimiser state. Loading reads JSON, safetensors and a pickle-free npz only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from . import __version__
+from .config import ExperimentConfig, config_from_dict
+from .errors import ConfigError, ModelError, SoundtwinError
+from .extract import FeatureExtractor
+from .io import atomic_directory, read_json
+from .metrics import eer as compute_eer
+from .metrics import fit_logistic, logistic, threshold_at_far
+from .models import build_encoder
+
+FORMAT_VERSION = 1
+AudioInput = str | os.PathLike | tuple[np.ndarray, int]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Outcome of one verification trial."""
+
+    score: float
+    threshold: float
+    same: bool
+    probability: float
+
+
+def pad_batch(feats: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad ``(n_features, T_i)`` matrices to ``(batch, n_features, max T)``; also return lengths."""
+    lengths = torch.tensor([f.shape[-1] for f in feats], dtype=torch.long)
+    out = torch.zeros(len(feats), feats[0].shape[0], int(lengths.max()))
+    for k, f in enumerate(feats):
+        out[k, :, : f.shape[-1]] = torch.from_numpy(f)
+    return out, lengths
+
+
+def embed_feature_list(encoder: nn.Module, feats: Sequence[np.ndarray], *, normalize: bool,
+                       max_frames_per_batch: int = 32768, max_batch: int = 128) -> np.ndarray:
+    """Embed clips of any lengths in length-sorted batches: ``(n_clips, embedding_dim)`` float32."""
+    if not feats:
+        raise SoundtwinError("nothing to embed")
+    order = np.argsort([f.shape[-1] for f in feats], kind="stable")
+    out: list[np.ndarray] = [None] * len(feats)  # type: ignore[list-item]
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.inference_mode():
+            start = 0
+            while start < len(order):
+                end = start + 1
+                while end < len(order) and end - start < max_batch and \
+                        (end - start + 1) * feats[order[end]].shape[-1] <= max_frames_per_batch:
+                    end += 1
+                idx = order[start:end]
+                x, lengths = pad_batch([feats[i] for i in idx])
+                emb = encoder(x, lengths)
+                if normalize:
+                    emb = nn.functional.normalize(emb, dim=-1)
+                for k, i in enumerate(idx):
+                    out[i] = emb[k].numpy()
+                start = end
+    finally:
+        encoder.train(was_training)
+    return np.stack(out).astype(np.float32)
+
+
+def score_embeddings(a: np.ndarray, b: np.ndarray, distance: str) -> np.ndarray:
+    """Row-wise scores, higher = more alike: cosine similarity of unit vectors, or minus the Euclidean distance."""
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    if distance == "cosine":
+        return np.sum(a * b, axis=-1)
+    return -np.sqrt(np.maximum(np.sum((a - b) ** 2, axis=-1), 1e-7))
+
+
+def weights_fingerprint(weights: bytes, cfg: ExperimentConfig) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    h.update(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    h.update(weights)
+    return h.hexdigest()
+
+
+class Verifier:
+    """A trained encoder plus its decision threshold and score calibration.
+
+    >>> v = Verifier.load("models/dogs")            # doctest: +SKIP
+    >>> v.verify("a.wav", "b.wav").same              # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, encoder: nn.Module, cfg: ExperimentConfig, *, threshold: float = 0.0,
+                 calibration: tuple[float, float] = (1.0, 0.0), meta: dict[str, Any] | None = None,
+                 cache_dir: str | os.PathLike[str] | None | bool = None) -> None:
+        self.encoder = encoder.eval()
+        self.cfg = cfg
+        self.threshold = float(threshold)
+        self.calibration = (float(calibration[0]), float(calibration[1]))
+        self.meta: dict[str, Any] = dict(meta or {})
+        self.extractor = FeatureExtractor(cfg.features, cache_dir=cache_dir)
+        self.model_dir: Path | None = None
+
+    # -- persistence --------------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the exact weights and config; galleries record it to refuse other models."""
+        return self.meta.get("fingerprint") or weights_fingerprint(self._weights_bytes(), self.cfg)
+
+    def _weights_bytes(self) -> bytes:
+        state = {k: v.detach().contiguous() for k, v in self.encoder.state_dict().items()}
+        return st_save(state)
+
+    def save(self, model_dir: str | os.PathLike[str], *, extra: dict[str, bytes] | None = None,
+             meta_updates: dict[str, Any] | None = None) -> Path:
+        """Write the model directory atomically (built aside, then swapped into place)."""
+        weights = self._weights_bytes()
+        meta = {**self.meta, **(meta_updates or {})}
+        meta.update(
+            format=FORMAT_VERSION, soundtwin_version=__version__, threshold=self.threshold,
+            calibration={"a": self.calibration[0], "b": self.calibration[1]},
+            distance=self.cfg.model.distance, features=self.cfg.to_dict()["features"],
+            fingerprint=weights_fingerprint(weights, self.cfg),
+        )
+        self.meta = meta
+        with atomic_directory(model_dir) as tmp:
+            (tmp / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2, sort_keys=True) + "\n")
+            (tmp / "model.safetensors").write_bytes(weights)
+            for name, blob in (extra or {}).items():
+                (tmp / name).write_bytes(blob)
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        self.model_dir = Path(model_dir)
+        return self.model_dir
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None | bool = None) -> Verifier:
+        """Rebuild a verifier from a model directory alone (no pickles are read)."""
+        d = Path(model_dir)
+        if not d.is_dir():
+            raise ModelError(f"{d}: no such model directory")
+        for name in ("config.json", "model.safetensors", "meta.json"):
+            if not (d / name).is_file():
+                raise ModelError(f"{d}: not a soundtwin model directory (missing {name})")
+        try:
+            meta = read_json(d / "meta.json")
+            cfg = config_from_dict(read_json(d / "config.json"))
+        except (json.JSONDecodeError, ConfigError) as exc:
+            raise ModelError(f"{d}: corrupt model files ({exc})") from None
+        if meta.get("format", 0) > FORMAT_VERSION:
+            raise ModelError(f"{d}: made by a newer soundtwin ({meta.get('soundtwin_version')}); upgrade to load it")
+        weights = (d / "model.safetensors").read_bytes()
+        if meta.get("fingerprint") and weights_fingerprint(weights, cfg) != meta["fingerprint"]:
+            raise ModelError(f"{d}: weights do not match meta.json fingerprint (corrupt or mixed model files)")
+        encoder = build_encoder(cfg)
+        try:
+            encoder.load_state_dict(st_load(weights), strict=True)
+        except (RuntimeError, Exception) as exc:
+            raise ModelError(f"{d}: weights do not fit the configured model ({str(exc).splitlines()[0]})") from None
+        cal = meta.get("calibration", {})
+        v = cls(encoder, cfg, threshold=meta.get("threshold", 0.0),
+                calibration=(cal.get("a", 1.0), cal.get("b", 0.0)), meta=meta, cache_dir=cache_dir)
+        v.model_dir = d
+        return v
+
+    # -- calibration --------------------------------------------------------------------------
+    def calibrate(self, scores: np.ndarray, labels: np.ndarray, *, far: float | None = None) -> None:
+        """Set the threshold (at the EER point, or at a target false-accept rate) and fit the
+        score-to-probability calibration on held-out trials."""
+        e, t = compute_eer(scores, labels)
+        self.threshold = threshold_at_far(scores, labels, far) if far else t
+        self.calibration = fit_logistic(scores, labels)
+        self.meta["threshold_rule"] = f"far={far}" if far else "eer"
+        self.meta["heldout_eer"] = e
+
+    def probability(self, score: float | np.ndarray) -> np.ndarray | float:
+        """Calibrated probability that a trial with this score is genuine (prior 0.5)."""
+        p = logistic(score, *self.calibration)
+        return float(p) if np.ndim(p) == 0 else p
+
+    # -- embedding and scoring ----------------------------------------------------------------
+    def features(self, clip: AudioInput) -> np.ndarray:
+        if isinstance(clip, tuple):
+            y, sr = clip
+            return self.extractor.from_signal(np.asarray(y), int(sr))
+        return self.extractor.from_file(clip)
+
+    def embed_features(self, feats: Sequence[np.ndarray]) -> np.ndarray:
+        return embed_feature_list(self.encoder, feats, normalize=self.cfg.model.distance == "cosine")
+
+    def embed(self, clips: AudioInput | Sequence[AudioInput]) -> np.ndarray:
+        """Embeddings ``(n_clips, dim)`` of paths or ``(signal, sample_rate)`` tuples (one clip -> ``(1, dim)``)."""
+        if isinstance(clips, (str, os.PathLike, tuple)):
+            clips = [clips]
+        paths = [c for c in clips if not isinstance(c, tuple)]
+        from_files = iter(self.extractor.from_files(paths)[0]) if paths else iter(())
+        feats = [self.features(c) if isinstance(c, tuple) else next(from_files) for c in clips]
+        return self.embed_features(feats)  # type: ignore[arg-type]
+
+    def score_embeddings(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return score_embeddings(a, b, self.cfg.model.distance)
+
+    def score(self, a: AudioInput, b: AudioInput) -> float:
+        e = self.embed([a, b])
+        return float(self.score_embeddings(e[0], e[1])[0])
+
+    def decide(self, score: float) -> Decision:
+        return Decision(score=float(score), threshold=self.threshold, same=bool(score >= self.threshold),
+                        probability=float(self.probability(score)))
+
+    def verify(self, a: AudioInput, b: AudioInput) -> Decision:
+        """Score two clips and decide same/different at the stored threshold."""
+        return self.decide(self.score(a, b))
+
+    def calibration_npz(self, scores: np.ndarray, labels: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, scores=np.asarray(scores, np.float64), labels=np.asarray(labels, np.int8))
+        return buf.getvalue()

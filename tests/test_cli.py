@@ -1,0 +1,79 @@
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from soundtwin.cli import app
+
+from .conftest import TINY
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_evaluate_json_and_scores(trained, trials_file, tmp_path):
+    scores = tmp_path / "scores.txt"
+    r = run("evaluate", trained[0], trials_file, "--scores", scores, "--json", "--no-cache")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["eer"] <= 0.1 and out["trials"] == len(trials_file.read_text().splitlines())
+    assert out["clips"] == 24 and 0 <= out["accuracy"] <= 1
+    lines = scores.read_text().splitlines()
+    assert len(lines) == out["trials"] and len(lines[0].split()) == 3
+
+
+def test_unlabelled_trials_are_scored_not_counted(trained, trials_file, tmp_path):
+    lines = trials_file.read_text().splitlines()
+    t = tmp_path / "t.txt"
+    t.write_text("\n".join([" ".join(l.split()[1:]) for l in lines[:3]] + lines[3:]) + "\n")
+    t2 = trials_file.parent / "mixed.txt"
+    t2.write_text(t.read_text())
+    out = json.loads(run("evaluate", trained[0], t2, "--json", "--no-cache").stdout)
+    assert out["trials"] == len(lines) and out["n_trials"] == len(lines) - 3
+
+
+def test_compare_and_embed(trained, synth_data, tmp_path):
+    a, b = sorted((synth_data / "test" / "hum").glob("*.wav"))[:2]
+    r = run("compare", trained[0], a, b, "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["same"] == (out["score"] >= out["threshold"])
+    npz = tmp_path / "e.npz"
+    r = run("embed", trained[0], synth_data / "test", "--out", npz)
+    assert r.exit_code == 0, r.output
+    with np.load(npz, allow_pickle=False) as z:
+        assert z["embeddings"].shape == (24, 32) and len(z["paths"]) == 24
+
+
+def test_train_command(synth_data, tmp_path):
+    args = ["train", synth_data / "train", "--out", tmp_path / "m", "--quiet", "--cache", tmp_path / "c"]
+    for o in TINY + ["train.epochs=2"]:
+        args += ["--set", o]
+    r = run(*args)
+    assert r.exit_code == 0, r.output
+    assert "epoch   2/2" in r.output and "held-out EER" in r.output and (tmp_path / "m" / "meta.json").exists()
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["compare", "{model}", "{missing}", "{missing}"], "missing.wav: no such file"),
+    (["compare", "{nomodel}", "{missing}", "{missing}"], "no such model directory"),
+    (["train", "{missing_dir}", "--out", "{out}"], "no such folder or manifest"),
+    (["train", "{data}", "--out", "{out}", "--set", "train.epochz=1"], "unknown config key 'train.epochz'"),
+    (["train", "{data}", "--out", "{out}", "--preset", "fancy"], "'fancy' is not one of"),
+    (["evaluate", "{model}", "{badtrials}"], "label must be 1 or 0"),
+])
+def test_bad_input_gives_one_line_error(args, msg, trained, synth_data, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("2 a.wav b.wav\n")
+    subs = {"{model}": trained[0], "{missing}": tmp_path / "missing.wav", "{nomodel}": tmp_path / "nomodel",
+            "{missing_dir}": tmp_path / "nodata", "{out}": tmp_path / "o", "{data}": synth_data / "train",
+            "{badtrials}": bad}
+    r = run(*[subs.get(a, a) for a in args])
+    assert r.exit_code == 2
+    err = r.stderr.strip()
+    assert err.startswith("error: ") and msg in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
