@@ -54,3 +54,20 @@ def test_aam_loss_builds_for_config():
     out = loss(emb, torch.arange(10) % 5)
     out.backward()
     assert out.item() > 0 and emb.grad is not None
+
+
+def test_keras_rmsprop_matches_formula():
+    from soundtwin.train import KerasRMSprop
+
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = KerasRMSprop([w], lr=0.1)
+    v = np.zeros(2)
+    ref = np.array([1.0, -2.0])
+    for _ in range(3):
+        opt.zero_grad()
+        (w ** 2).sum().backward()
+        g = 2 * ref
+        v = 0.9 * v + 0.1 * g**2
+        ref = ref - 0.1 * g / np.sqrt(v + 1e-7)
+        opt.step()
+    np.testing.assert_allclose(w.detach().numpy(), ref, rtol=1e-5)

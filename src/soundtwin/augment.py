@@ -16,8 +16,34 @@ from .config import AugmentConfig
 from .models import length_mask
 
 
-def augment_batch(x: torch.Tensor, lengths: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Return an augmented copy of log-mel batch ``x`` (padding beyond ``lengths`` stays zero)."""
+def warp_frequency(x: torch.Tensor, factors: np.ndarray) -> torch.Tensor:
+    """Scale the mel axis of each clip by its factor (> 1 moves energy down), linear interpolation."""
+    b, f, t = x.shape
+    src = torch.clamp(torch.arange(f, dtype=torch.float32)[None, :] * torch.from_numpy(factors.astype(np.float32))[:, None],
+                      0, f - 1)  # (b, f)
+    lo = src.floor().long()
+    hi = torch.clamp(lo + 1, max=f - 1)
+    w = (src - lo.float())[:, :, None]
+    take = lambda idx: torch.gather(x, 1, idx[:, :, None].expand(b, f, t))  # noqa: E731
+    return take(lo) * (1 - w) + take(hi) * w
+
+
+def stretch_time(x: torch.Tensor, lengths: torch.Tensor, factor: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resample the time axis of a whole batch by ``factor`` (> 1 makes clips longer)."""
+    t = x.shape[-1]
+    new_t = max(2, int(round(t * factor)))
+    x = torch.nn.functional.interpolate(x, size=new_t, mode="linear", align_corners=False)
+    return x, torch.clamp((lengths.float() * new_t / t).round().long(), 1, new_t)
+
+
+def augment_batch(x: torch.Tensor, lengths: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return an augmented copy of log-mel batch ``x`` and its (possibly stretched) lengths;
+    padding beyond the lengths is zero."""
+    if cfg.time_stretch > 0:
+        x, lengths = stretch_time(x, lengths, float(rng.uniform(1 - cfg.time_stretch, 1 + cfg.time_stretch)))
+    if cfg.freq_warp > 0:
+        x = warp_frequency(x, rng.uniform(1 - cfg.freq_warp, 1 + cfg.freq_warp, x.shape[0]))
     b, f, t = x.shape
     mask = length_mask(lengths, t).to(x.dtype)  # (b, 1, t)
     n_valid = mask.sum(-1, keepdim=True).clamp(min=1.0)
@@ -54,4 +80,4 @@ def augment_batch(x: torch.Tensor, lengths: torch.Tensor, cfg: AugmentConfig, rn
         span = (torch.arange(t)[None, :] >= torch.from_numpy(s)[:, None]) & \
                (torch.arange(t)[None, :] < torch.from_numpy(s + w)[:, None])
         x = torch.where(span[:, None, :], mean, x)
-    return x * mask
+    return x * mask, lengths

@@ -210,6 +210,220 @@ def demo(
     run_demo(workdir, epochs=epochs, echo=typer.echo)
 
 
+@app.command()
+@handles_errors
+def calibrate(
+    model: ModelDir,
+    far: Annotated[Optional[float], typer.Option("--far", help="Target false-accept rate; omit for the EER point.")] = None,
+) -> None:
+    """Move the model's stored threshold to the EER point or a target false-accept rate (held-out trials)."""
+    import numpy as np
+
+    from .verifier import Verifier
+
+    v = Verifier.load(model)
+    cal = Path(model) / "calibration.npz"
+    if not cal.is_file():
+        raise SoundtwinError(f"{model}: no calibration.npz (held-out scores) to calibrate from")
+    with np.load(cal, allow_pickle=False) as z:
+        scores, labels = z["scores"], z["labels"]
+    v.calibrate(scores, labels, far=far)
+    extra = {p.name: p.read_bytes() for p in Path(model).iterdir() if p.name not in ("config.json", "model.safetensors", "meta.json")}
+    v.save(model, extra=extra)
+    typer.echo(f"threshold {v.threshold:.4f} ({v.meta['threshold_rule']}) stored in {model}")
+
+
+def _clip_args(paths: list[Path]) -> list[Path]:
+    from .audio import audio_extensions
+
+    exts = audio_extensions()
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+        else:
+            out.append(p)
+    if not out:
+        raise SoundtwinError("no audio files among the inputs")
+    return out
+
+
+@app.command()
+@handles_errors
+def enroll(
+    gallery: Annotated[Path, typer.Argument(help="Gallery directory (created if missing).")],
+    clips: Annotated[Optional[list[Path]], typer.Argument(help="A dataset (class folders or CSV), or clips with --label.")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="Model directory (needed to create a gallery).")] = None,
+    label: Annotated[Optional[str], typer.Option("--label", help="Enroll the given clips under this class.")] = None,
+    far: Annotated[Optional[float], typer.Option("--far", help="Set the gallery threshold at this false-accept rate.")] = None,
+    scoring: Annotated[str, typer.Option(help="Class scoring for a new gallery: mean, max or topk.")] = "mean",
+) -> None:
+    """Create or extend a gallery from a dataset, or from clips under --label."""
+    from .data import discover
+    from .gallery import Gallery
+
+    if (gallery / "gallery.json").is_file():
+        g = Gallery.load(gallery, model_dir=model)
+    else:
+        if model is None:
+            raise SoundtwinError(f"{gallery}: no gallery yet; pass --model MODEL_DIR to create it")
+        g = Gallery.create(gallery, model, scoring=scoring)
+    if not clips:
+        raise SoundtwinError("nothing to enroll: give a dataset, or --label NAME and clips")
+    added: dict[str, int] = {}
+    if label is not None:
+        paths = _clip_args(clips)
+        g.enroll(label, paths, save=False)
+        added[label] = len(paths)
+    else:
+        if len(clips) != 1:
+            raise SoundtwinError("without --label, give exactly one dataset (class folders or a CSV)")
+        by_label: dict[str, list[Path]] = {}
+        for c in discover(clips[0]):
+            by_label.setdefault(c.label, []).append(c.path)
+        for lab, paths in by_label.items():
+            g.enroll(lab, paths, save=False)
+            added[lab] = len(paths)
+    if far is not None:
+        g.set_threshold(far=far)
+    g.save()
+    typer.echo(f"enrolled {sum(added.values())} clip(s) in {len(added)} class(es) into {gallery}; "
+               f"gallery has {len(g.classes)} classes, threshold {g.threshold:.4f} ({g.threshold_rule})")
+
+
+@app.command("gallery")
+@handles_errors
+def gallery_cmd(
+    gallery: Annotated[Path, typer.Argument(help="Gallery directory.")],
+    action: Annotated[str, typer.Argument(help="list or remove")],
+    label: Annotated[Optional[str], typer.Argument(help="Class to remove.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List a gallery's classes, or remove one."""
+    from .gallery import Gallery
+
+    g = Gallery.load(gallery)
+    if action == "list":
+        if as_json:
+            _echo_json({"classes": g.classes, "threshold": g.threshold, "scoring": g.scoring,
+                        "model_fingerprint": g.verifier.fingerprint})
+        else:
+            for name, n in g.classes.items():
+                typer.echo(f"{name}\t{n}")
+    elif action == "remove":
+        if not label:
+            raise SoundtwinError("remove needs a LABEL")
+        n = g.remove(label)
+        typer.echo(f"removed {label} ({n} clip(s)) from {gallery}")
+    else:
+        raise SoundtwinError(f"unknown action {action!r}: use list or remove")
+
+
+@app.command()
+@handles_errors
+def identify(
+    gallery: Annotated[Path, typer.Argument(help="Gallery directory.")],
+    clips: Annotated[list[Path], typer.Argument(help="Clips to identify.")],
+    top: Annotated[int, typer.Option("--top", help="How many classes to list.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Which enrolled class is each clip? 'unknown' when none clears the threshold."""
+    from dataclasses import asdict
+
+    from .gallery import Gallery
+
+    g = Gallery.load(gallery)
+    res = g.identify(_clip_args(clips), top=top)
+    if as_json:
+        _echo_json([asdict(r) for r in res])
+        return
+    for r in res:
+        alts = ", ".join(f"{m.label} {m.score:.3f}" for m in r.matches)
+        typer.echo(f"{r.clip}\t{r.label}\t({alts})")
+
+
+@app.command()
+@handles_errors
+def verify(
+    gallery: Annotated[Path, typer.Argument(help="Gallery directory.")],
+    label: Annotated[str, typer.Argument(help="Enrolled class to verify against.")],
+    clips: Annotated[list[Path], typer.Argument(help="Clips to verify.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Is each clip of class LABEL? yes/no with its score."""
+    from .gallery import Gallery
+
+    g = Gallery.load(gallery)
+    paths = _clip_args(clips)
+    res = g.verify(label, paths)
+    if as_json:
+        _echo_json([{"clip": str(p), "label": label, "score": d.score, "threshold": d.threshold, "same": d.same,
+                     "probability": d.probability} for p, d in zip(paths, res)])
+        return
+    for p, d in zip(paths, res):
+        typer.echo(f"{p}\t{'yes' if d.same else 'no'}\tscore {d.score:.3f}\tprobability {d.probability:.2f}")
+
+
+@app.command("scan")
+@handles_errors
+def scan_cmd(
+    gallery: Annotated[Path, typer.Argument(help="Gallery directory.")],
+    recording: Annotated[Path, typer.Argument(help="A recording of any length.")],
+    window: Annotated[float, typer.Option(help="Window length in seconds.")] = 1.0,
+    hop: Annotated[float, typer.Option(help="Hop between windows in seconds.")] = 0.5,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write segments to .csv or .json.")] = None,
+) -> None:
+    """Find enrolled sounds in a long recording: start,end,label,score segments."""
+    import csv
+    import io
+
+    from .gallery import Gallery
+    from .io import atomic_write_text
+    from .scan import scan
+
+    segs = scan(Gallery.load(gallery), recording, window=window, hop=hop)
+    if out is not None and out.suffix.lower() == ".json":
+        text = json.dumps([s.as_dict() for s in segs], indent=1) + "\n"
+    else:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["start", "end", "label", "score"])
+        for s in segs:
+            w.writerow([f"{s.start:.2f}", f"{s.end:.2f}", s.label, f"{s.score:.4f}"])
+        text = buf.getvalue()
+    if out is not None:
+        atomic_write_text(out, text)
+        typer.echo(f"{len(segs)} segment(s) written to {out}")
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command("fewshot")
+@handles_errors
+def fewshot_cmd(
+    model: ModelDir,
+    test_csv: Annotated[Path, typer.Argument(help="Labelled clips (path,label CSV or class folders).")],
+    ways: Annotated[int, typer.Option("--ways")] = 5,
+    shots: Annotated[int, typer.Option("--shots")] = 1,
+    episodes: Annotated[int, typer.Option("--episodes")] = 500,
+    queries: Annotated[int, typer.Option("--queries", help="Queries per class per episode.")] = 5,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    scoring: Annotated[str, typer.Option(help="mean, max or topk.")] = "mean",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """N-way K-shot accuracy with a 95% confidence interval."""
+    from .fewshot import fewshot
+    from .verifier import Verifier
+
+    r = fewshot(Verifier.load(model), test_csv, ways=ways, shots=shots, episodes=episodes, queries=queries,
+                seed=seed, scoring=scoring)
+    if as_json:
+        _echo_json(r.as_dict())
+        return
+    typer.echo(f"{r.ways}-way {r.shots}-shot accuracy {r.accuracy:.4f} +/- {r.ci95:.4f} (95% CI, "
+               f"{r.episodes} episodes, {r.queries_per_class} queries/class, {r.scoring} scoring)")
+
+
 def main() -> None:  # pragma: no cover
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     app()

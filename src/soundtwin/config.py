@@ -152,8 +152,12 @@ class AugmentConfig:
     freq_masks: int = 2
     freq_mask_max: int = 8
     gain_db: float = 6.0
+    freq_warp: float = 0.0  # mel axis scaled by a factor in [1 - w, 1 + w] (vocal-tract-length perturbation)
+    time_stretch: float = 0.0  # each batch's time axis scaled by a factor in [1 - s, 1 + s]
 
     def __post_init__(self) -> None:
+        if not 0 <= self.freq_warp < 0.5 or not 0 <= self.time_stretch < 0.5:
+            raise ConfigError("augment.freq_warp and augment.time_stretch must be in [0, 0.5)")
         for k in ("noise_prob", "mix_prob"):
             v = getattr(self, k)
             if not 0 <= v <= 1:

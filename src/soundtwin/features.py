@@ -107,3 +107,12 @@ def compute_features(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 def frames_for(n_samples: int, cfg: FeatureConfig) -> int:
     """Number of frames ``compute_features`` gives for ``n_samples`` samples (before any fixing)."""
     return 1 + (n_samples // cfg.decimate) // cfg.hop_length
+
+
+def compute_features_batch(ys: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Features of equal-length signals ``(batch, n_samples)`` -> ``(batch, n_features, frames)``,
+    in one STFT for the log-mel front end."""
+    if cfg.kind != "logmel" or cfg.decimate > 1 or cfg.max_frames:
+        return np.stack([compute_features(y, cfg) for y in ys])
+    return log_mel(ys, sr=cfg.sample_rate, n_fft=cfg.n_fft, win_length=cfg.win_length,
+                   hop_length=cfg.hop_length, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax).astype(np.float32)

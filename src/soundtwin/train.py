@@ -96,10 +96,31 @@ def lr_at(step: int, total: int, base: float, schedule: str) -> float:
     return base * (0.001 + 0.999 * 0.5 * (1 + math.cos(math.pi * q)))
 
 
+class KerasRMSprop(torch.optim.Optimizer):
+    """RMSprop exactly as Keras 3 runs it: ``v = rho v + (1 - rho) g^2; w -= lr g / sqrt(v + eps)``
+    (torch's own RMSprop adds eps outside the square root, which changes small steps)."""
+
+    def __init__(self, params, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-7):  # type: ignore[no-untyped-def]
+        super().__init__(params, {"lr": lr, "rho": rho, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[no-untyped-def,override]
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["velocity"] = torch.zeros_like(p)
+                v = state["velocity"]
+                v.mul_(group["rho"]).addcmul_(p.grad, p.grad, value=1 - group["rho"])
+                p.addcdiv_(p.grad, (v + group["eps"]).sqrt(), value=-group["lr"])
+
+
 def build_optimizer(cfg: ExperimentConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
     t = cfg.train
-    if t.optimizer == "rmsprop":  # Keras defaults: rho 0.9, epsilon 1e-7
-        return torch.optim.RMSprop(params, lr=t.lr, alpha=0.9, eps=1e-7, weight_decay=t.weight_decay)
+    if t.optimizer == "rmsprop":  # Keras defaults: rho 0.9, epsilon 1e-7 inside the square root
+        return KerasRMSprop(params, lr=t.lr)
     if t.optimizer == "sgd":
         return torch.optim.SGD(params, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay, nesterov=True)
     if t.optimizer == "adamw":
@@ -147,7 +168,7 @@ class _Trainer:
         n = max(4, int(round(rng.uniform(t.crop_min_s, t.crop_max_s) * self.fps)))
         x, lengths = pad_batch([crop(self.data.feats[i], n, rng) for i in idx])
         if self.cfg.augment.enabled and self.cfg.features.kind == "logmel":
-            x = augment_batch(x, lengths, self.cfg.augment, rng)
+            x, lengths = augment_batch(x, lengths, self.cfg.augment, rng)
         return x, lengths
 
     def _bucketed(self, rng: np.random.Generator) -> list[np.ndarray]:
