@@ -424,6 +424,31 @@ def fewshot_cmd(
                f"{r.episodes} episodes, {r.queries_per_class} queries/class, {r.scoring} scoring)")
 
 
+@app.command()
+@handles_errors
+def serve(
+    model: ModelDir,
+    gallery: Annotated[Optional[Path], typer.Option("--gallery", help="Gallery directory (created on first enrollment).")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    max_bytes: Annotated[int, typer.Option(help="Largest accepted upload in bytes.")] = 10 * 1024 * 1024,
+    max_seconds: Annotated[float, typer.Option(help="Longest accepted clip in seconds.")] = 30.0,
+    runtime: Annotated[str, typer.Option(help="torch or onnx.")] = "torch",
+) -> None:
+    """Serve the model over HTTP with a web page at / (needs the 'server' extra)."""
+    try:
+        import uvicorn
+
+        from .server import create_app
+    except ImportError as exc:
+        raise SoundtwinError(f"the server needs the 'server' extra: pip install 'soundtwin[server]' ({exc.name} missing)") from None
+    if runtime not in ("torch", "onnx"):
+        raise SoundtwinError(f"--runtime must be torch or onnx, got {runtime!r}")
+    app_ = create_app(model, gallery, max_bytes=max_bytes, max_seconds=max_seconds, runtime=runtime)
+    typer.echo(f"serving {model} on http://{host}:{port}/ (docs at /docs)")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
 def main() -> None:  # pragma: no cover
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     app()
