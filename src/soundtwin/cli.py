@@ -449,6 +449,32 @@ def serve(
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
+@app.command()
+@handles_errors
+def export(
+    model: ModelDir,
+    onnx: Annotated[Optional[Path], typer.Option("--onnx", help="Output file (default MODEL_DIR/model.onnx).")] = None,
+    check: Annotated[Optional[list[Path]], typer.Option("--check", help="Real clips to compare torch and ONNX on.")] = None,
+) -> None:
+    """Export the encoder to ONNX (variable time axis), checked against torch (max abs diff <= 1e-4)."""
+    try:
+        from .export import default_onnx_path, export_onnx
+    except ImportError as exc:  # pragma: no cover
+        raise SoundtwinError(f"export needs the 'onnx' extra: pip install 'soundtwin[onnx]' ({exc.name} missing)") from None
+    from .synth import SR, synth_clip
+    from .verifier import Verifier
+
+    import numpy as np
+
+    v = Verifier.load(model)
+    rng = np.random.default_rng(0)
+    clips = [v.features(p) for p in (check or [])]
+    clips += [v.features((synth_clip(k, rng), SR)) for k in ("whistle", "knock")]
+    out = onnx or default_onnx_path(model)
+    worst = export_onnx(v, out, check_clips=clips)
+    typer.echo(f"wrote {out}: largest |torch - onnxruntime| = {worst:.2e} over random features and {len(clips)} clip(s)")
+
+
 def main() -> None:  # pragma: no cover
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     app()

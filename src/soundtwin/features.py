@@ -12,7 +12,6 @@ import warnings
 
 import librosa
 import numpy as np
-import torch
 
 from .config import FeatureConfig
 from .errors import AudioError
@@ -22,18 +21,21 @@ LOG_FLOOR = 1e-8
 
 
 @functools.lru_cache(maxsize=16)
-def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
-    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax or sr / 2)
-    return torch.from_numpy(basis.astype(np.float32))
+def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax or sr / 2).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=16)
-def _window(win_length: int) -> torch.Tensor:
-    return torch.hann_window(win_length, periodic=True)
+def _window(n_fft: int, win_length: int) -> np.ndarray:
+    """Periodic Hann window of ``win_length`` centred in ``n_fft`` samples."""
+    win = np.zeros(n_fft, dtype=np.float32)
+    off = (n_fft - win_length) // 2
+    win[off:off + win_length] = np.hanning(win_length + 1)[:-1]
+    return win
 
 
 def log_mel(
-    y: np.ndarray | torch.Tensor,
+    y: np.ndarray,
     *,
     sr: int = 16000,
     n_fft: int = 512,
@@ -45,19 +47,21 @@ def log_mel(
 ) -> np.ndarray:
     """Natural-log mel energies of ``y`` (``(n,)`` -> ``(n_mels, frames)``, ``(b, n)`` -> ``(b, n_mels, frames)``).
 
-    The STFT runs in torch (Hann window, centered, zero padding); the filterbank is librosa's
-    (Slaney mel scale and normalisation). ``fmax=0`` means ``sr / 2``.
+    Centered STFT with zero padding and a periodic Hann window (numpy's FFT), librosa's mel
+    filterbank (Slaney scale and normalisation); ``fmax=0`` means ``sr / 2``.
     """
-    x = torch.as_tensor(np.asarray(y, dtype=np.float32) if not isinstance(y, torch.Tensor) else y)
+    x = np.asarray(y, dtype=np.float32)
     single = x.ndim == 1
     if single:
         x = x[None]
-    with torch.no_grad():
-        spec = torch.stft(x, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                          window=_window(win_length), center=True, pad_mode="constant", return_complex=True)
-        power = spec.real.square() + spec.imag.square()
-        mel = torch.matmul(_mel_basis(sr, n_fft, n_mels, float(fmin), float(fmax)), power)
-        out = torch.log(mel + LOG_FLOOR).numpy()
+    pad = n_fft // 2
+    xp = np.pad(x, ((0, 0), (pad, pad)))
+    n_frames = 1 + (xp.shape[1] - n_fft) // hop_length
+    frames = np.lib.stride_tricks.sliding_window_view(xp, n_fft, axis=1)[:, ::hop_length][:, :n_frames]
+    spec = np.fft.rfft(frames * _window(n_fft, win_length), axis=-1)
+    power = (spec.real**2 + spec.imag**2).astype(np.float32)
+    mel = np.einsum("mf,btf->bmt", _mel_basis(sr, n_fft, n_mels, float(fmin), float(fmax)), power)
+    out = np.log(mel + LOG_FLOOR).astype(np.float32)
     return out[0] if single else out
 
 

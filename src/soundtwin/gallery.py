@@ -21,7 +21,7 @@ import numpy as np
 from . import __version__
 from .errors import GalleryError
 from .io import atomic_directory, read_json
-from .verifier import AudioInput, Decision, Verifier
+from .scoring import AudioInput, Decision, EmbedderBase
 
 UNKNOWN = "unknown"
 #: How a class is scored against a query: cosine to the class's mean embedding ("mean"), to its best
@@ -72,6 +72,17 @@ def class_scores(query: np.ndarray, emb: np.ndarray, labels: np.ndarray, classes
     return out
 
 
+def load_verifier(model_dir: str | os.PathLike[str], runtime: str = "torch") -> EmbedderBase:
+    """A model directory's verifier on the torch runtime, or on onnxruntime (no torch import)."""
+    if runtime == "onnx":
+        from .onnx_runtime import OnnxVerifier
+
+        return OnnxVerifier.load(model_dir)
+    from .verifier import Verifier
+
+    return Verifier.load(model_dir)
+
+
 class Gallery:
     """Enrolled classes for one model.
 
@@ -81,7 +92,7 @@ class Gallery:
     'dog'
     """
 
-    def __init__(self, path: str | os.PathLike[str], verifier: Verifier, *, scoring: str = "mean",
+    def __init__(self, path: str | os.PathLike[str], verifier: EmbedderBase, *, scoring: str = "mean",
                  threshold: float | None = None, threshold_rule: str | None = None) -> None:
         if scoring not in SCORINGS:
             raise GalleryError(f"scoring {scoring!r} is not one of {', '.join(SCORINGS)}")
@@ -97,6 +108,8 @@ class Gallery:
     # -- persistence --------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | os.PathLike[str], model_dir: str | os.PathLike[str], **kw: Any) -> Gallery:
+        from .verifier import Verifier
+
         v = Verifier.load(model_dir)
         g = cls(path, v, **kw)
         if (Path(path) / "gallery.json").exists():
@@ -104,9 +117,10 @@ class Gallery:
         return g
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, model_dir: str | os.PathLike[str] | None = None) -> Gallery:
+    def load(cls, path: str | os.PathLike[str], *, model_dir: str | os.PathLike[str] | None = None,
+             runtime: str = "torch") -> Gallery:
         """Open a gallery; its model is loaded from the directory it records (or ``model_dir``)
-        and must have the fingerprint the gallery was made with."""
+        with the torch or onnx runtime, and must have the fingerprint the gallery was made with."""
         p = Path(path)
         if not (p / "gallery.json").is_file():
             raise GalleryError(f"{p}: no gallery here (missing gallery.json)")
@@ -116,7 +130,7 @@ class Gallery:
         except (OSError, ValueError, json.JSONDecodeError) as exc:
             raise GalleryError(f"{p}: corrupt gallery ({exc})") from None
         mdir = Path(model_dir) if model_dir else Path(meta["model_dir"])
-        v = Verifier.load(mdir)
+        v = load_verifier(mdir, runtime)
         if v.fingerprint != meta["model_fingerprint"]:
             raise GalleryError(f"{p}: made with model {meta['model_fingerprint']}, but {mdir} is model "
                                f"{v.fingerprint}; enroll again into a new gallery")

@@ -23,8 +23,7 @@ from fastapi.responses import HTMLResponse
 from . import __version__
 from .audio import prepare_signal
 from .errors import AudioError, GalleryError, SoundtwinError
-from .gallery import Gallery
-from .verifier import Verifier
+from .gallery import Gallery, load_verifier
 
 LABEL_RE = re.compile(r"^[\w][\w .\-]{0,63}$")
 
@@ -37,18 +36,13 @@ class Limits:
 def create_app(model_dir: str | Path, gallery_dir: str | Path | None = None, *, max_bytes: int = 10 * 1024 * 1024,
                max_seconds: float = 30.0, runtime: str = "torch") -> FastAPI:
     """Build the service for one model (and optionally one gallery, created on first enrollment)."""
-    if runtime == "onnx":
-        from .onnx_runtime import OnnxVerifier
-
-        verifier: Any = OnnxVerifier.load(model_dir)
-    else:
-        verifier = Verifier.load(model_dir)
+    verifier = load_verifier(model_dir, runtime)
     limits = Limits(max_bytes, max_seconds)
     lock = threading.Lock()
     state: dict[str, Any] = {"gallery": None}
     if gallery_dir is not None and (Path(gallery_dir) / "gallery.json").is_file():
-        state["gallery"] = Gallery.load(gallery_dir, model_dir=model_dir)
-        state["gallery"].verifier = verifier if runtime == "torch" else state["gallery"].verifier
+        state["gallery"] = Gallery.load(gallery_dir, model_dir=model_dir, runtime=runtime)
+        state["gallery"].verifier = verifier  # one model in memory
 
     app = FastAPI(title="soundtwin", version=__version__,
                   description="Siamese-network audio verification and few-shot sound recognition.")
@@ -159,7 +153,7 @@ def create_app(model_dir: str | Path, gallery_dir: str | Path | None = None, *, 
         with lock:
             g = state["gallery"]
             if g is None:
-                g = Gallery(gallery_dir, verifier if runtime == "torch" else Verifier.load(model_dir))
+                g = Gallery(gallery_dir, verifier)
             g.add_embeddings(label, emb, [f.filename or "upload" for f in files])
             try:
                 g.save()

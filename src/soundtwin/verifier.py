@@ -13,7 +13,6 @@ import io
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +25,13 @@ from torch import nn
 from . import __version__
 from .config import ExperimentConfig, config_from_dict
 from .errors import ConfigError, ModelError, SoundtwinError
-from .extract import FeatureExtractor
 from .io import atomic_directory, read_json
 from .metrics import eer as compute_eer
-from .metrics import fit_logistic, logistic, threshold_at_far
+from .metrics import fit_logistic, threshold_at_far
 from .models import build_encoder
+from .scoring import AudioInput, Decision, EmbedderBase, score_embeddings  # noqa: F401 (re-exported)
 
 FORMAT_VERSION = 1
-AudioInput = str | os.PathLike | tuple[np.ndarray, int]
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Outcome of one verification trial."""
-
-    score: float
-    threshold: float
-    same: bool
-    probability: float
 
 
 def pad_batch(feats: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,14 +73,6 @@ def embed_feature_list(encoder: nn.Module, feats: Sequence[np.ndarray], *, norma
     return np.stack(out).astype(np.float32)
 
 
-def score_embeddings(a: np.ndarray, b: np.ndarray, distance: str) -> np.ndarray:
-    """Row-wise scores, higher = more alike: cosine similarity of unit vectors, or minus the Euclidean distance."""
-    a, b = np.atleast_2d(a), np.atleast_2d(b)
-    if distance == "cosine":
-        return np.sum(a * b, axis=-1)
-    return -np.sqrt(np.maximum(np.sum((a - b) ** 2, axis=-1), 1e-7))
-
-
 def weights_fingerprint(weights: bytes, cfg: ExperimentConfig) -> str:
     h = hashlib.blake2b(digest_size=12)
     h.update(json.dumps(cfg.to_dict(), sort_keys=True).encode())
@@ -100,8 +80,8 @@ def weights_fingerprint(weights: bytes, cfg: ExperimentConfig) -> str:
     return h.hexdigest()
 
 
-class Verifier:
-    """A trained encoder plus its decision threshold and score calibration.
+class Verifier(EmbedderBase):
+    """A trained encoder (torch) plus its decision threshold and score calibration.
 
     >>> v = Verifier.load("models/dogs")            # doctest: +SKIP
     >>> v.verify("a.wav", "b.wav").same              # doctest: +SKIP
@@ -111,13 +91,8 @@ class Verifier:
     def __init__(self, encoder: nn.Module, cfg: ExperimentConfig, *, threshold: float = 0.0,
                  calibration: tuple[float, float] = (1.0, 0.0), meta: dict[str, Any] | None = None,
                  cache_dir: str | os.PathLike[str] | None | bool = None) -> None:
+        super().__init__(cfg, threshold=threshold, calibration=calibration, meta=meta, cache_dir=cache_dir)
         self.encoder = encoder.eval()
-        self.cfg = cfg
-        self.threshold = float(threshold)
-        self.calibration = (float(calibration[0]), float(calibration[1]))
-        self.meta: dict[str, Any] = dict(meta or {})
-        self.extractor = FeatureExtractor(cfg.features, cache_dir=cache_dir)
-        self.model_dir: Path | None = None
 
     # -- persistence --------------------------------------------------------------------------
     @property
@@ -190,44 +165,8 @@ class Verifier:
         self.meta["threshold_rule"] = f"far={far}" if far else "eer"
         self.meta["heldout_eer"] = e
 
-    def probability(self, score: float | np.ndarray) -> np.ndarray | float:
-        """Calibrated probability that a trial with this score is genuine (prior 0.5)."""
-        p = logistic(score, *self.calibration)
-        return float(p) if np.ndim(p) == 0 else p
-
-    # -- embedding and scoring ----------------------------------------------------------------
-    def features(self, clip: AudioInput) -> np.ndarray:
-        if isinstance(clip, tuple):
-            y, sr = clip
-            return self.extractor.from_signal(np.asarray(y), int(sr))
-        return self.extractor.from_file(clip)
-
     def embed_features(self, feats: Sequence[np.ndarray]) -> np.ndarray:
         return embed_feature_list(self.encoder, feats, normalize=self.cfg.model.distance == "cosine")
-
-    def embed(self, clips: AudioInput | Sequence[AudioInput]) -> np.ndarray:
-        """Embeddings ``(n_clips, dim)`` of paths or ``(signal, sample_rate)`` tuples (one clip -> ``(1, dim)``)."""
-        if isinstance(clips, (str, os.PathLike, tuple)):
-            clips = [clips]
-        paths = [c for c in clips if not isinstance(c, tuple)]
-        from_files = iter(self.extractor.from_files(paths)[0]) if paths else iter(())
-        feats = [self.features(c) if isinstance(c, tuple) else next(from_files) for c in clips]
-        return self.embed_features(feats)  # type: ignore[arg-type]
-
-    def score_embeddings(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return score_embeddings(a, b, self.cfg.model.distance)
-
-    def score(self, a: AudioInput, b: AudioInput) -> float:
-        e = self.embed([a, b])
-        return float(self.score_embeddings(e[0], e[1])[0])
-
-    def decide(self, score: float) -> Decision:
-        return Decision(score=float(score), threshold=self.threshold, same=bool(score >= self.threshold),
-                        probability=float(self.probability(score)))
-
-    def verify(self, a: AudioInput, b: AudioInput) -> Decision:
-        """Score two clips and decide same/different at the stored threshold."""
-        return self.decide(self.score(a, b))
 
     def calibration_npz(self, scores: np.ndarray, labels: np.ndarray) -> bytes:
         buf = io.BytesIO()

@@ -1,0 +1,80 @@
+"""Inference on onnxruntime, without importing torch: features in numpy, the encoder in ONNX.
+
+Needs ``model.onnx`` in the model directory (``soundtwin export MODEL_DIR``); its recorded
+fingerprint must match the model directory's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .config import config_from_dict
+from .errors import ConfigError, ModelError, SoundtwinError
+from .io import read_json
+from .scoring import EmbedderBase
+
+
+def _pad(feats: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.array([f.shape[-1] for f in feats], dtype=np.int64)
+    out = np.zeros((len(feats), feats[0].shape[0], int(lengths.max())), dtype=np.float32)
+    for k, f in enumerate(feats):
+        out[k, :, : f.shape[-1]] = f
+    return out, lengths
+
+
+class OnnxVerifier(EmbedderBase):
+    """Same interface as :class:`~soundtwin.verifier.Verifier` for embedding, scoring and deciding."""
+
+    def __init__(self, session, cfg, **kw) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(cfg, **kw)
+        self.session = session
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike[str], *, onnx_path: str | os.PathLike[str] | None = None,
+             cache_dir: str | os.PathLike[str] | None | bool = None) -> OnnxVerifier:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise SoundtwinError("the onnx runtime needs the 'onnx' extra: pip install 'soundtwin[onnx]'") from None
+        d = Path(model_dir)
+        p = Path(onnx_path) if onnx_path else d / "model.onnx"
+        for f in (d / "config.json", d / "meta.json", p):
+            if not f.is_file():
+                raise ModelError(f"{d}: missing {f.name}" + (" (run: soundtwin export MODEL_DIR)" if f == p else ""))
+        try:
+            meta = read_json(d / "meta.json")
+            cfg = config_from_dict(read_json(d / "config.json"))
+        except (json.JSONDecodeError, ConfigError) as exc:
+            raise ModelError(f"{d}: corrupt model files ({exc})") from None
+        try:
+            sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(f"{p}: cannot load ONNX model ({exc})") from None
+        fp = sess.get_modelmeta().custom_metadata_map.get("soundtwin_fingerprint")
+        if fp != meta.get("fingerprint"):
+            raise ModelError(f"{p}: exported from another model ({fp}); export {d} again")
+        cal = meta.get("calibration", {})
+        v = cls(sess, cfg, threshold=meta.get("threshold", 0.0), calibration=(cal.get("a", 1.0), cal.get("b", 0.0)),
+                meta=meta, cache_dir=cache_dir)
+        v.model_dir = d
+        return v
+
+    def embed_features(self, feats: Sequence[np.ndarray], max_batch: int = 64) -> np.ndarray:
+        if not feats:
+            raise SoundtwinError("nothing to embed")
+        order = np.argsort([f.shape[-1] for f in feats], kind="stable")
+        out = np.zeros((len(feats), 0), dtype=np.float32)
+        chunks = []
+        for k in range(0, len(order), max_batch):
+            idx = order[k:k + max_batch]
+            x, lengths = _pad([feats[i] for i in idx])
+            chunks.append((idx, self.session.run(["embedding"], {"feats": x, "lengths": lengths})[0]))
+        out = np.zeros((len(feats), chunks[0][1].shape[1]), dtype=np.float32)
+        for idx, emb in chunks:
+            out[idx] = emb
+        return out

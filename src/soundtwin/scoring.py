@@ -1,0 +1,95 @@
+"""What every verifier shares, torch-free: embedding inputs, scores, decisions, calibration.
+
+:class:`~soundtwin.verifier.Verifier` (torch) and :class:`~soundtwin.onnx_runtime.OnnxVerifier`
+(onnxruntime) differ only in how they turn features into embeddings (``embed_features``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import ExperimentConfig
+from .extract import FeatureExtractor
+from .metrics import logistic
+
+AudioInput = str | os.PathLike | tuple[np.ndarray, int]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Outcome of one verification trial."""
+
+    score: float
+    threshold: float
+    same: bool
+    probability: float
+
+
+def score_embeddings(a: np.ndarray, b: np.ndarray, distance: str) -> np.ndarray:
+    """Row-wise scores, higher = more alike: cosine similarity of unit vectors, or minus the Euclidean distance."""
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    if distance == "cosine":
+        return np.sum(a * b, axis=-1)
+    return -np.sqrt(np.maximum(np.sum((a - b) ** 2, axis=-1), 1e-7))
+
+
+class EmbedderBase:
+    """Shared behaviour; subclasses implement :meth:`embed_features`."""
+
+    def __init__(self, cfg: ExperimentConfig, *, threshold: float = 0.0, calibration: tuple[float, float] = (1.0, 0.0),
+                 meta: dict[str, Any] | None = None, cache_dir: str | os.PathLike[str] | None | bool = None) -> None:
+        self.cfg = cfg
+        self.threshold = float(threshold)
+        self.calibration = (float(calibration[0]), float(calibration[1]))
+        self.meta: dict[str, Any] = dict(meta or {})
+        self.extractor = FeatureExtractor(cfg.features, cache_dir=cache_dir)
+        self.model_dir: Path | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the exact weights and config; galleries record it to refuse other models."""
+        return str(self.meta["fingerprint"])
+
+    def embed_features(self, feats: Sequence[np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def probability(self, score: float | np.ndarray) -> np.ndarray | float:
+        """Calibrated probability that a trial with this score is genuine (prior 0.5)."""
+        p = logistic(score, *self.calibration)
+        return float(p) if np.ndim(p) == 0 else p
+
+    def features(self, clip: AudioInput) -> np.ndarray:
+        if isinstance(clip, tuple):
+            y, sr = clip
+            return self.extractor.from_signal(np.asarray(y), int(sr))
+        return self.extractor.from_file(clip)
+
+    def embed(self, clips: AudioInput | Sequence[AudioInput]) -> np.ndarray:
+        """Embeddings ``(n_clips, dim)`` of paths or ``(signal, sample_rate)`` tuples (one clip -> ``(1, dim)``)."""
+        if isinstance(clips, (str, os.PathLike, tuple)):
+            clips = [clips]
+        paths = [c for c in clips if not isinstance(c, tuple)]
+        from_files = iter(self.extractor.from_files(paths)[0]) if paths else iter(())
+        feats = [self.features(c) if isinstance(c, tuple) else next(from_files) for c in clips]
+        return self.embed_features(feats)  # type: ignore[arg-type]
+
+    def score_embeddings(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return score_embeddings(a, b, self.cfg.model.distance)
+
+    def score(self, a: AudioInput, b: AudioInput) -> float:
+        e = self.embed([a, b])
+        return float(self.score_embeddings(e[0], e[1])[0])
+
+    def decide(self, score: float) -> Decision:
+        return Decision(score=float(score), threshold=self.threshold, same=bool(score >= self.threshold),
+                        probability=float(self.probability(score)))
+
+    def verify(self, a: AudioInput, b: AudioInput) -> Decision:
+        """Score two clips and decide same/different at the stored threshold."""
+        return self.decide(self.score(a, b))
