@@ -77,3 +77,21 @@ def test_bad_input_gives_one_line_error(args, msg, trained, synth_data, tmp_path
     err = r.stderr.strip()
     assert err.startswith("error: ") and msg in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_report_and_training_plot(trained, trials_file, synth_data, tmp_path):
+    csv = tmp_path / "test.csv"
+    csv.write_text("path,label\n" + "".join(f"{p},{p.parent.name}\n" for p in sorted((synth_data / "test").rglob("*.wav"))))
+    r = run("report", trained[0], trials_file, "--out", tmp_path / "rep", "--labels", csv)
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "rep" / "index.html").read_text()
+    for png in ("roc_det.png", "scores.png", "embeddings.png", "training.png"):
+        assert (tmp_path / "rep" / png).read_bytes()[:4] == b"\x89PNG"
+        assert f'alt="{png}"' in page
+    assert "Worst false accepts" in page and "EER" in page
+    args = ["train", synth_data / "train", "--out", tmp_path / "m", "--quiet", "--no-cache", "--plot", tmp_path / "curves.png"]
+    for o in TINY + ["train.epochs=2"]:
+        args += ["--set", o]
+    r = run(*args)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"

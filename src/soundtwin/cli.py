@@ -60,6 +60,7 @@ def train(
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML config file.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override, e.g. --set train.epochs=5.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write the training curves to this PNG.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     cache: Cache = None,
     no_cache: NoCache = False,
@@ -107,6 +108,12 @@ def train(
     if res.skipped:
         typer.echo(f"skipped {len(res.skipped)} unreadable clip(s)", err=True)
     v = res.verifier
+    if plot is not None:
+        from .io import atomic_write_bytes
+        from .report import training_curves_png
+
+        atomic_write_bytes(plot, training_curves_png([vars(h) for h in res.history]))
+        typer.echo(f"training curves written to {plot}")
     typer.echo(f"done in {res.seconds:.1f}s: held-out EER {v.meta.get('heldout_eer', float('nan')):.4f}, "
                f"threshold {v.threshold:.4f} ({v.meta.get('threshold_rule')}), model in {out}")
 
@@ -473,6 +480,22 @@ def export(
     out = onnx or default_onnx_path(model)
     worst = export_onnx(v, out, check_clips=clips)
     typer.echo(f"wrote {out}: largest |torch - onnxruntime| = {worst:.2e} over random features and {len(clips)} clip(s)")
+
+
+@app.command()
+@handles_errors
+def report(
+    model: ModelDir,
+    trials: Annotated[Path, typer.Argument(help="Labelled trial list.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html and its PNGs.")],
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="path,label CSV of the test clips (default: test.csv beside TRIALS).")] = None,
+) -> None:
+    """A self-contained HTML report: ROC/DET, score histograms, embedding map, worst errors, training curves."""
+    from .report import build_report
+    from .verifier import Verifier
+
+    page = build_report(Verifier.load(model), trials, out, labels_csv=labels)
+    typer.echo(f"report written to {page}")
 
 
 def main() -> None:  # pragma: no cover
