@@ -37,7 +37,7 @@ def own_protocols() -> list[str]:
     return sorted(p.name for p in d.iterdir() if (p / "trials.txt").is_file()) if d.is_dir() else []
 
 
-def run_one(protocol: str, preset: str, seed: int, overrides: list[str]) -> dict:
+def run_one(protocol: str, preset: str, seed: int, overrides: list[str], keep: Path | None = None) -> dict:
     import numpy as np
 
     from soundtwin.config import load_config
@@ -63,6 +63,10 @@ def run_one(protocol: str, preset: str, seed: int, overrides: list[str]) -> dict
         v.embed_features(feats)  # the network alone, on cached features
         net = len(uniq) / (time.perf_counter() - t2)
         m = ev.metrics
+        if keep is not None:
+            dest = keep / f"{protocol}-{preset}"
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(work / "model", dest)
         durations = [f.shape[-1] for f in feats]
         return {
             "protocol": protocol, "preset": preset, "seed": seed, "overrides": overrides,
@@ -127,9 +131,10 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], dest="overrides", help="config override for a variant run")
     ap.add_argument("--one", nargs=3, metavar=("PROTOCOL", "PRESET", "SEED"), help=argparse.SUPPRESS)
     ap.add_argument("--results", type=Path, default=HERE / "results.json")
+    ap.add_argument("--keep", type=Path, help="copy each trained model to KEEP/<protocol>-<preset>")
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one[0], args.one[1], int(args.one[2]), args.overrides)))
+        print(json.dumps(run_one(args.one[0], args.one[1], int(args.one[2]), args.overrides, args.keep)))
         return
     results = json.loads(args.results.read_text()) if args.results.is_file() else {}
     for protocol in args.protocols.split(","):
@@ -139,6 +144,8 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--one", protocol, preset, str(seed)]
                 for o in args.overrides:
                     cmd += ["--set", o]
+                if args.keep:
+                    cmd += ["--keep", str(args.keep.resolve())]
                 out = subprocess.run(cmd, capture_output=True, text=True)
                 if out.returncode:
                     sys.exit(f"run {protocol}/{preset}/{seed} failed:\n{out.stderr[-3000:]}")

@@ -163,3 +163,27 @@ def test_cli_enroll_identify_verify_gallery(trained, synth_data, tmp_path):
     assert r.exit_code == 2 and "no class 'nothing'" in r.stderr
     r = runner.invoke(app, ["identify", str(tmp_path / "nogal"), str(clips_of(synth_data / "test", "hum", 1)[0])])
     assert r.exit_code == 2 and "no gallery here" in r.stderr
+
+
+@pytest.mark.parametrize("scoring", ["mean", "max"])
+def test_large_gallery_uses_index_and_agrees_with_exact(trained, tmp_path, scoring):
+    from soundtwin.verifier import Verifier
+
+    rng = np.random.default_rng(0)
+    v = Verifier.load(trained[0], cache_dir=False)
+    d = v.cfg.model.embedding_dim
+    centres = rng.standard_normal((300, d))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    labels = np.repeat(np.arange(300), 10)
+    emb = centres[labels] + 0.05 * rng.standard_normal((3000, d))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    g = Gallery(tmp_path / "big", v, scoring=scoring)
+    for c in range(300):
+        g.add_embeddings(f"c{c}", emb[labels == c], ["x"] * 10)
+    q = centres[:20] + 0.05 * rng.standard_normal((20, d))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    exact = g.top_classes(q, 3)
+    g.exact_max = 100  # force the approximate index
+    approx = g.top_classes(q, 3)
+    assert g._index is not None
+    assert [e[0][0] for e in exact] == [a[0][0] for a in approx] == [f"c{c}" for c in range(20)]

@@ -47,13 +47,17 @@ def test_contrastive_loss_matches_plain_loop():
     assert abs(float(got) - expect / 6) < 1e-6
 
 
-def test_aam_loss_builds_for_config():
-    cfg = load_config("default", overrides=["model.embedding_dim=16"])
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("name", ["aam", "subcenter_aam", "triplet"])
+def test_class_losses_build_and_backprop(name):
+    cfg = load_config("default", overrides=["model.embedding_dim=16", f"loss.name={name}"])
     loss = build_loss(cfg, 5)
-    emb = torch.randn(10, 16, requires_grad=True)
-    out = loss(emb, torch.arange(10) % 5)
+    emb = torch.nn.functional.normalize(torch.randn(20, 16), dim=-1).requires_grad_()
+    out = loss(emb, torch.arange(20) % 5)
     out.backward()
-    assert out.item() > 0 and emb.grad is not None
+    assert out.item() > 0 and emb.grad is not None and emb.grad.abs().sum() > 0
 
 
 def test_keras_rmsprop_matches_formula():
@@ -71,3 +75,14 @@ def test_keras_rmsprop_matches_formula():
         ref = ref - 0.1 * g / np.sqrt(v + 1e-7)
         opt.step()
     np.testing.assert_allclose(w.detach().numpy(), ref, rtol=1e-5)
+
+
+def test_strided_dilated_tdnn_handles_short_and_padded_clips():
+    torch.manual_seed(0)
+    enc = TDNNEncoder(16, channels=24, embedding_dim=8, dilation=2, stride=2).eval()
+    x = torch.randn(1, 16, 41)
+    with torch.no_grad():
+        a = enc(x, torch.tensor([41]))
+        b = enc(torch.cat([x, torch.zeros(1, 16, 30)], -1), torch.tensor([41]))
+        c = enc(torch.randn(2, 16, 3), torch.tensor([3, 1]))
+    assert torch.allclose(a, b, atol=0.15 * a.abs().max()) and c.shape == (2, 8) and torch.isfinite(c).all()

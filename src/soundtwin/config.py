@@ -75,9 +75,13 @@ class ModelConfig:
     layers: int = 3
     dropout: float = 0.0
     distance: str = "cosine"
+    dilation: int = 1  # multiplies the TDNN's dilations (1, 2, 3): wider temporal context
+    stride: int = 1  # time stride of the first TDNN layer: fewer frames, wider context, less compute
 
     def __post_init__(self) -> None:
         _choice("model.name", self.name, ("mlp", "tdnn"))
+        _positive("model.dilation", self.dilation)
+        _positive("model.stride", self.stride)
         _choice("model.distance", self.distance, ("cosine", "euclidean"))
         for k in ("embedding_dim", "channels", "hidden", "layers"):
             _positive(f"model.{k}", getattr(self, k))

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import __version__
 from .errors import GalleryError
+from .index import EXACT_MAX
 from .io import atomic_directory, read_json
 from .scoring import AudioInput, Decision, EmbedderBase
 
@@ -104,6 +105,8 @@ class Gallery:
         self.embeddings = np.zeros((0, 0), dtype=np.float32)
         self.labels: list[str] = []
         self.paths: list[str] = []
+        self.exact_max = EXACT_MAX
+        self._index: tuple[Any, np.ndarray] | None = None  # built lazily for large galleries
 
     # -- persistence --------------------------------------------------------------------------
     @classmethod
@@ -177,6 +180,7 @@ class Gallery:
             raise GalleryError(f"invalid class label {label!r}")
         emb = np.atleast_2d(emb).astype(np.float32)
         self.embeddings = emb if not self.labels else np.concatenate([self.embeddings, emb])
+        self._index = None
         self.labels += [label] * len(emb)
         self.paths += [str(p) for p in paths]
 
@@ -196,6 +200,7 @@ class Gallery:
         if n == 0:
             raise GalleryError(f"{self.path}: no class {label!r} (classes: {', '.join(self.classes) or 'none'})")
         self.embeddings = self.embeddings[keep]
+        self._index = None
         self.labels = [self.labels[k] for k in keep]
         self.paths = [self.paths[k] for k in keep]
         if save:
@@ -214,12 +219,49 @@ class Gallery:
         return class_scores(np.atleast_2d(emb), self.embeddings, np.array(self.labels), names, self.scoring,
                             self.verifier.cfg.model.distance), names
 
-    def identify_embeddings(self, emb: np.ndarray, names: Sequence[str], top: int = 3) -> list[Identification]:
-        s, classes = self.scores(emb)
+    def _search_table(self) -> tuple[Any, np.ndarray]:
+        """(index, row labels) for large galleries: class centroids for "mean", exemplars otherwise."""
+        if self._index is None:
+            from .index import build_index
+
+            labels = np.array(self.labels)
+            if self.scoring == "mean":
+                names = np.array(list(self.classes))
+                cent = np.stack([self.embeddings[labels == n].mean(0) for n in names])
+                cent /= np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-12)
+                self._index = (build_index(cent, exact_max=self.exact_max), names)
+            else:
+                self._index = (build_index(self.embeddings, exact_max=self.exact_max), labels)
+        return self._index
+
+    def top_classes(self, emb: np.ndarray, top: int) -> list[list[tuple[str, float]]]:
+        """The ``top`` best ``(class, score)`` of each query embedding, best first.
+
+        Galleries of up to ``exact_max`` rows (exemplars, or classes with "mean" scoring) are scored
+        exactly; larger ones (cosine only) through an approximate index (see :mod:`soundtwin.index`)."""
+        self._require()
+        emb = np.atleast_2d(emb)
+        rows = len(self.classes) if self.scoring == "mean" else len(self.labels)
+        if rows <= self.exact_max or self.verifier.cfg.model.distance != "cosine":
+            s, names = self.scores(emb)
+            order = np.argsort(-s, axis=1)[:, :top]
+            return [[(names[c], float(s[q, c])) for c in order[q]] for q in range(len(s))]
+        index, row_labels = self._search_table()
+        k = top if self.scoring == "mean" else min(len(self.labels), max(10 * top, 50))
+        sc, ids = index.search(emb.astype(np.float32), k)
         out = []
-        for q in range(len(s)):
-            order = np.argsort(-s[q])[: max(1, top)]
-            matches = [Match(classes[c], float(s[q, c]), float(self.verifier.probability(s[q, c]))) for c in order]
+        for q in range(len(emb)):
+            best: dict[str, float] = {}
+            for s_, i in zip(sc[q], ids[q]):
+                if i >= 0 and row_labels[i] not in best:
+                    best[str(row_labels[i])] = float(s_)
+            out.append(sorted(best.items(), key=lambda kv: -kv[1])[:top])
+        return out
+
+    def identify_embeddings(self, emb: np.ndarray, names: Sequence[str], top: int = 3) -> list[Identification]:
+        out = []
+        for q, found in enumerate(self.top_classes(emb, max(1, top))):
+            matches = [Match(label, score, float(self.verifier.probability(score))) for label, score in found]
             best = matches[0]
             out.append(Identification(str(names[q]), best.label if best.score >= self.threshold else UNKNOWN,
                                       best.score, matches))

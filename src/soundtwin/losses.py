@@ -54,5 +54,5 @@ def build_loss(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
         return TripletLoss(lc.margin)
     if lc.name == "aam":
         return losses.ArcFaceLoss(num_classes, dim, margin=degrees(lc.margin), scale=lc.scale)
-    return losses.SubCenterArcFaceLoss(num_classes, dim, margin=degrees(lc.margin), scale=lc.scale,
-                                       sub_centers=lc.sub_centers)
+    return losses.SubCenterArcFaceLoss(num_classes=num_classes, embedding_size=dim, margin=degrees(lc.margin),
+                                       scale=lc.scale, sub_centers=lc.sub_centers)

@@ -46,9 +46,10 @@ class TutorialMLP(nn.Module):
 
 
 class ConvBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int = 1):
+    def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int = 1, stride: int = 1):
         super().__init__()
-        self.conv = nn.Conv1d(c_in, c_out, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2)
+        self.conv = nn.Conv1d(c_in, c_out, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2,
+                              stride=stride)
         self.bn = nn.BatchNorm1d(c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,12 +79,14 @@ class TDNNEncoder(nn.Module):
     so gain changes do not move the embedding and any clip length is accepted.
     """
 
-    def __init__(self, n_features: int, channels: int = 256, embedding_dim: int = 128, dropout: float = 0.0):
+    def __init__(self, n_features: int, channels: int = 256, embedding_dim: int = 128, dropout: float = 0.0,
+                 dilation: int = 1, stride: int = 1):
         super().__init__()
         c = channels
-        self.block1 = ConvBlock(n_features, c, 5)
-        self.block2 = ConvBlock(c, c, 3, dilation=2)
-        self.block3 = ConvBlock(c, c, 3, dilation=3)
+        self.stride = stride
+        self.block1 = ConvBlock(n_features, c, 5, stride=stride)
+        self.block2 = ConvBlock(c, c, 3, dilation=2 * dilation)
+        self.block3 = ConvBlock(c, c, 3, dilation=3 * dilation)
         self.block4 = ConvBlock(c, c, 1)
         self.aggregate = ConvBlock(3 * c, 2 * c, 1)
         self.pool = AttentiveStatsPool(2 * c)
@@ -100,6 +103,9 @@ class TDNNEncoder(nn.Module):
         mean = (feats * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp(min=1.0)
         x = (feats - mean) * m
         h1 = self.block1(x)
+        if self.stride > 1:
+            lengths = torch.div(lengths + self.stride - 1, self.stride, rounding_mode="floor")
+            mask = length_mask(lengths, h1.shape[-1])
         h2 = self.block2(h1) + h1
         h3 = self.block3(h2) + h2
         h4 = self.block4(h3) + h3
@@ -113,7 +119,8 @@ def build_encoder(cfg: ExperimentConfig) -> nn.Module:
     m, f = cfg.model, cfg.features
     if m.name == "mlp":
         return TutorialMLP(f.n_features, f.max_frames, hidden=m.hidden, layers=m.layers, dropout=m.dropout)
-    return TDNNEncoder(f.n_features, channels=m.channels, embedding_dim=m.embedding_dim, dropout=m.dropout)
+    return TDNNEncoder(f.n_features, channels=m.channels, embedding_dim=m.embedding_dim, dropout=m.dropout,
+                       dilation=m.dilation, stride=m.stride)
 
 
 def embedding_dim(cfg: ExperimentConfig) -> int:
