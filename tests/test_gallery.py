@@ -187,3 +187,34 @@ def test_large_gallery_uses_index_and_agrees_with_exact(trained, tmp_path, scori
     approx = g.top_classes(q, 3)
     assert g._index is not None
     assert [e[0][0] for e in exact] == [a[0][0] for a in approx] == [f"c{c}" for c in range(20)]
+
+
+def test_tutorial_layout_end_to_end(tmp_path):
+    """Dogs/ + Sub_dogs/ (one class) and Cats/: train the tutorial's way, enroll Dogs/, verify the rest."""
+    from soundtwin.synth import write_synthetic_dataset
+
+    from .conftest import TINY
+
+    root = tmp_path / "tutorial"
+    write_synthetic_dataset(tmp_path / "raw", ["knock", "hum"], 24, seed=3, min_s=0.5, max_s=1.0)
+    (root / "Dogs").mkdir(parents=True)
+    (root / "Sub_dogs").mkdir()
+    (root / "Cats").mkdir()
+    for k, p in enumerate(sorted((tmp_path / "raw" / "knock").glob("*.wav"))):
+        p.rename(root / ("Dogs" if k < 12 else "Sub_dogs") / p.name)
+    for p in sorted((tmp_path / "raw" / "hum").glob("*.wav")):
+        p.rename(root / "Cats" / p.name)
+    args = ["train", str(root), "--out", str(tmp_path / "m"), "--quiet", "--no-cache"]
+    for o in TINY:
+        args += ["--set", o]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m" / "meta.json").read_text())["classes"] == ["cats", "dogs"]
+    r = runner.invoke(app, ["enroll", str(tmp_path / "g"), "--model", str(tmp_path / "m"), "--label", "dog",
+                            str(root / "Dogs")])
+    assert r.exit_code == 0, r.output
+    sub = sorted((root / "Sub_dogs").glob("*.wav"))[:6]
+    cats = sorted((root / "Cats").glob("*.wav"))[:6]
+    r = runner.invoke(app, ["verify", str(tmp_path / "g"), "dog", *map(str, sub + cats), "--json"])
+    out = json.loads(r.stdout)
+    assert sum(o["same"] for o in out[:6]) >= 5 and sum(o["same"] for o in out[6:]) <= 1

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from soundtwin.config import PRESETS, load_config
@@ -20,8 +21,9 @@ def test_tdnn_ignores_padding_and_accepts_any_length():
     assert c.shape == (1, 8)
 
 
-def test_tdnn_gain_invariant():
-    enc = TDNNEncoder(16, channels=24, embedding_dim=8).eval()
+@pytest.mark.parametrize("shape", [False, True])
+def test_tdnn_gain_invariant(shape):
+    enc = TDNNEncoder(16, channels=24, embedding_dim=8, spectral_shape=shape).eval()
     x = torch.randn(2, 16, 40)
     with torch.no_grad():
         assert torch.allclose(enc(x), enc(x + 3.0), atol=1e-4)  # +3 in log = a gain change
@@ -47,7 +49,6 @@ def test_contrastive_loss_matches_plain_loop():
     assert abs(float(got) - expect / 6) < 1e-6
 
 
-import pytest  # noqa: E402
 
 
 @pytest.mark.parametrize("name", ["aam", "subcenter_aam", "triplet"])

@@ -134,3 +134,15 @@ def test_corrupt_model_dir_is_refused(trained, tmp_path):
         Verifier.load(d)
     with pytest.raises(ModelError, match="no such model directory"):
         Verifier.load(tmp_path / "nowhere")
+
+
+def test_crop_prefers_loud_stretches():
+    from soundtwin.train import crop
+
+    feat = np.full((4, 100), -18.0, dtype=np.float32)  # silence (log energy)
+    feat[:, 60:70] = 0.0  # one loud event
+    rng = np.random.default_rng(0)
+    loud = [crop(feat, 10, rng, candidates=8) for _ in range(50)]
+    rand = [crop(feat, 10, rng, candidates=1) for _ in range(50)]
+    assert np.mean([np.max(c) == 0.0 for c in loud]) > 0.8 > np.mean([np.max(c) == 0.0 for c in rand])
+    assert crop(feat[:, :5], 10, rng).shape == (4, 5)

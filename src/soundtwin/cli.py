@@ -185,19 +185,10 @@ def embed(
 
     import numpy as np
 
-    from .audio import audio_extensions
     from .io import atomic_write_bytes
     from .verifier import Verifier
 
-    exts = audio_extensions()
-    paths: list[Path] = []
-    for p in inputs:
-        if p.is_dir():
-            paths += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
-        else:
-            paths.append(p)
-    if not paths:
-        raise SoundtwinError("no audio files among the inputs")
+    paths = _clip_args(inputs)
     emb = Verifier.load(model).embed(paths)
     buf = io.BytesIO()
     np.savez(buf, embeddings=emb, paths=np.array([str(p) for p in paths]))

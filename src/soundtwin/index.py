@@ -61,6 +61,27 @@ class IVFIndex:
         return self.index.search(np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32), k)
 
 
-def build_index(vectors: np.ndarray, *, exact_max: int = EXACT_MAX, **ivf: int) -> ExactIndex | IVFIndex:
-    """Exact search up to ``exact_max`` vectors, IVF beyond."""
-    return ExactIndex(vectors) if len(vectors) <= exact_max else IVFIndex(vectors, **ivf)
+class HNSWIndex:
+    """faiss IndexHNSWFlat with inner product: a navigable small-world graph of ``m`` links per node."""
+
+    def __init__(self, vectors: np.ndarray, *, m: int = 32, ef_construction: int = 80, ef_search: int = 96) -> None:
+        try:
+            import faiss
+        except ImportError:
+            raise SoundtwinError("large galleries need the 'index' extra: pip install 'soundtwin[index]'") from None
+        x = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.index = faiss.IndexHNSWFlat(x.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+        self.index.hnsw.efConstruction = ef_construction
+        self.index.add(x)
+        self.index.hnsw.efSearch = ef_search
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.search(np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32), k)
+
+
+def build_index(vectors: np.ndarray, *, exact_max: int = EXACT_MAX) -> ExactIndex | HNSWIndex:
+    """Exact search up to ``exact_max`` vectors, HNSW beyond (settings from benchmarks/index_bench.py)."""
+    return ExactIndex(vectors) if len(vectors) <= exact_max else HNSWIndex(vectors)

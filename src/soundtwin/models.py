@@ -80,9 +80,10 @@ class TDNNEncoder(nn.Module):
     """
 
     def __init__(self, n_features: int, channels: int = 256, embedding_dim: int = 128, dropout: float = 0.0,
-                 dilation: int = 1, stride: int = 1):
+                 dilation: int = 1, stride: int = 1, spectral_shape: bool = False):
         super().__init__()
         c = channels
+        self.spectral_shape = spectral_shape
         self.stride = stride
         self.block1 = ConvBlock(n_features, c, 5, stride=stride)
         self.block2 = ConvBlock(c, c, 3, dilation=2 * dilation)
@@ -91,7 +92,7 @@ class TDNNEncoder(nn.Module):
         self.aggregate = ConvBlock(3 * c, 2 * c, 1)
         self.pool = AttentiveStatsPool(2 * c)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.fc = nn.Linear(4 * c, embedding_dim)
+        self.fc = nn.Linear(4 * c + (n_features if spectral_shape else 0), embedding_dim)
         self.bn_out = nn.BatchNorm1d(embedding_dim)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -111,6 +112,9 @@ class TDNNEncoder(nn.Module):
         h4 = self.block4(h3) + h3
         h = self.aggregate(torch.cat([h2, h3, h4], dim=1))
         pooled = self.pool(h, mask)
+        if self.spectral_shape:  # the long-term spectrum without its level: a gain-free timbre cue
+            shape = mean[:, :, 0] - mean.mean(1)
+            pooled = torch.cat([pooled, shape], dim=-1)
         return self.bn_out(self.fc(self.dropout(pooled)))
 
 
@@ -120,7 +124,7 @@ def build_encoder(cfg: ExperimentConfig) -> nn.Module:
     if m.name == "mlp":
         return TutorialMLP(f.n_features, f.max_frames, hidden=m.hidden, layers=m.layers, dropout=m.dropout)
     return TDNNEncoder(f.n_features, channels=m.channels, embedding_dim=m.embedding_dim, dropout=m.dropout,
-                       dilation=m.dilation, stride=m.stride)
+                       dilation=m.dilation, stride=m.stride, spectral_shape=m.spectral_shape)
 
 
 def embedding_dim(cfg: ExperimentConfig) -> int:

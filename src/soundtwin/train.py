@@ -133,11 +133,18 @@ def _frames_per_second(cfg: ExperimentConfig) -> float:
     return f.sample_rate / f.decimate / f.hop_length
 
 
-def crop(feat: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+def crop(feat: np.ndarray, n: int, rng: np.random.Generator, candidates: int = 1) -> np.ndarray:
+    """A random ``n``-frame crop of ``feat`` (the whole clip if shorter); with several candidates,
+    the one with the most energy (log-mel features: the largest mean of exp)."""
     t = feat.shape[-1]
     if t <= n:
         return feat
-    s = int(rng.integers(0, t - n + 1))
+    starts = rng.integers(0, t - n + 1, size=candidates)
+    if candidates > 1:
+        energy = np.exp(feat).mean(0)
+        csum = np.concatenate([[0.0], np.cumsum(energy)])
+        starts = starts[[int(np.argmax(csum[starts + n] - csum[starts]))]]
+    s = int(starts[0])
     return feat[:, s : s + n]
 
 
@@ -166,7 +173,7 @@ class _Trainer:
             return pad_batch([self.data.feats[i] for i in idx])
         t = self.cfg.train
         n = max(4, int(round(rng.uniform(t.crop_min_s, t.crop_max_s) * self.fps)))
-        x, lengths = pad_batch([crop(self.data.feats[i], n, rng) for i in idx])
+        x, lengths = pad_batch([crop(self.data.feats[i], n, rng, t.crop_candidates) for i in idx])
         if self.cfg.augment.enabled and self.cfg.features.kind == "logmel":
             x, lengths = augment_batch(x, lengths, self.cfg.augment, rng)
         return x, lengths
