@@ -113,6 +113,7 @@ def render(results: dict[str, dict], command: str) -> str:
                          f"{mean('roc_auc'):.3f} | {mean('min_dcf'):.3f} | {mean('accuracy'):.3f} | "
                          f"{mean('train_seconds'):.0f} | {mean('clips_per_s_cold'):.0f} | {mean('clips_per_s_net'):.0f} | "
                          f"{max(r['peak_rss_mb'] for r in rs):.0f} | {'' if ref is None else f'{ref:.3f}'} |")
+    lines += _app_sections()
     extra = [r for r in rows if r.get("overrides")]
     if extra:
         lines += ["", "## Variants", "", "| protocol | preset | overrides | seed | EER | accuracy | train s |", "|---|---|---|---|---|---|---|"]
@@ -120,6 +121,72 @@ def render(results: dict[str, dict], command: str) -> str:
             lines.append(f"| {r['protocol']} | {r['preset']} | `{' '.join(r['overrides'])}` | {r['seed']} | "
                          f"{r['eer']:.3f} | {r['accuracy']:.3f} | {r['train_seconds']:.0f} |")
     return "\n".join(lines) + "\n"
+
+
+def _table(rows: list[dict], cols: list[tuple[str, str]]) -> list[str]:
+    out = ["| " + " | ".join(h for h, _ in cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        out.append("| " + " | ".join(str(r.get(k, "")) for _, k in cols) + " |")
+    return out
+
+
+def _app_sections() -> list[str]:
+    """Tables from the other benchmark scripts' JSON files, when present."""
+    lines: list[str] = []
+    f = HERE / "baseline_results.json"
+    if f.is_file():
+        lines += ["", "## Untrained reference on every protocol", "",
+                  "`python benchmarks/baseline.py`: mean and std of 20 MFCCs per clip, cosine, no learning (the "
+                  "shared benchmarks README's reference, recomputed here so our own protocols have one too).", ""]
+        lines += _table(json.loads(f.read_text()), [("protocol", "protocol"), ("EER", "eer"), ("ROC AUC", "roc_auc")])
+    f = HERE / "features_results.json"
+    if f.is_file():
+        lines += ["", "## Feature extraction speed", "",
+                  "`python benchmarks/features_bench.py`: the tutorial's `audio2vector` (librosa.load at 22,050 Hz, "
+                  "`[::3]`, MFCC, pad) against soundtwin's extractor (2 threads) on the same files in one run; cold = "
+                  "empty cache (decode, resample, features, cache write), warm = served from the cache.", ""]
+        lines += _table(json.loads(f.read_text()), [("files", "files"), ("n", "n"), ("front end", "front_end"),
+                        ("tutorial clips/s", "tutorial_audio2vector_clips_per_s"), ("cold clips/s", "cold_clips_per_s"),
+                        ("warm clips/s", "warm_clips_per_s"), ("cold ratio", "cold_ratio"), ("warm ratio", "warm_ratio")])
+    f = HERE / "apps_results.json"
+    apps = json.loads(f.read_text()) if f.is_file() else {}
+    if "fewshot" in apps:
+        lines += ["", "## Few-shot accuracy", "",
+                  "`python benchmarks/apps.py fewshot`: the default model of each protocol, N-way K-shot episodes drawn "
+                  "from the protocol's `test.csv` (unseen speakers for fsdd-digits, unseen words for fsdd-speakers), "
+                  "5 queries per class, mean accuracy with its 95 % confidence half-width; `scoring` is how a class "
+                  "is scored (mean embedding, best exemplar, mean of the 3 best).", ""]
+        lines += _table(apps["fewshot"], [("protocol", "protocol"), ("ways", "ways"), ("shots", "shots"),
+                        ("scoring", "scoring"), ("episodes", "episodes"), ("accuracy", "accuracy"), ("95% CI +/-", "ci95")])
+    if "scan" in apps:
+        lines += ["", "## Scanning a long recording", "",
+                  "`python benchmarks/apps.py scan`: fsdd-digits test clips (unseen speakers) planted in one recording, "
+                  "1-3 s of low noise between them, plus cat and dog excerpts as distractors; the gallery holds 5 other "
+                  "clips of each digit. Recall = planted clips overlapped by a segment of the right label; false alarms "
+                  "= segments over gaps or distractors only.", ""]
+        lines += _table(apps["scan"], [("recording s", "recording_s"), ("planted", "planted"),
+                        ("distractors", "distractors"), ("window s", "window_s"), ("hop s", "hop_s"),
+                        ("wall s", "scan_wall_s"), ("x real time", "x_realtime"), ("recall", "recall"),
+                        ("segments", "segments"), ("false alarms", "false_alarms_in_gaps_or_distractors"),
+                        ("wrong-label segments", "wrong_label_segments")])
+    if "load" in apps:
+        lines += ["", "## HTTP service under load", "",
+                  "`python benchmarks/apps.py load`: `soundtwin serve` on loopback (fsdd-digits default model), 16 "
+                  "concurrent clients posting `/compare` with two 1-2 s real recordings each, bounded in requests and "
+                  "time; latency is per request, end to end.", ""]
+        lines += _table(apps["load"], [("runtime", "runtime"), ("clients", "clients"), ("requests", "requests"),
+                        ("errors", "errors"), ("throughput req/s", "throughput_rps"), ("p50 ms", "p50_ms"),
+                        ("p99 ms", "p99_ms")])
+    f = HERE / "index_results.json"
+    if f.is_file():
+        lines += ["", "## Gallery search at scale", "",
+                  "`python benchmarks/index_bench.py`: 1,000,000 synthetic unit embeddings (128-d, 20,000 classes, "
+                  "same-class cosine about 0.64), 500 queries that are new draws of enrolled classes; recall@5 "
+                  "against exact search; single = one query at a time, as a service answers.", ""]
+        lines += _table(json.loads(f.read_text()), [("index", "index"), ("n", "n"), ("build s", "build_s"),
+                        ("index MB", "index_mb"), ("query ms (single)", "query_ms_single"),
+                        ("query ms (batched)", "query_ms_batched"), ("recall@5", "recall_at_5")])
+    return lines
 
 
 def main() -> None:
@@ -132,7 +199,11 @@ def main() -> None:
     ap.add_argument("--one", nargs=3, metavar=("PROTOCOL", "PRESET", "SEED"), help=argparse.SUPPRESS)
     ap.add_argument("--results", type=Path, default=HERE / "results.json")
     ap.add_argument("--keep", type=Path, help="copy each trained model to KEEP/<protocol>-<preset>")
+    ap.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from the JSON files")
     args = ap.parse_args()
+    if args.render:
+        write_results(json.loads(args.results.read_text()))
+        return
     if args.one:
         print(json.dumps(run_one(args.one[0], args.one[1], int(args.one[2]), args.overrides, args.keep)))
         return
@@ -157,11 +228,15 @@ def main() -> None:
                 tmp = args.results.with_suffix(".tmp")
                 tmp.write_text(json.dumps(results, indent=1, sort_keys=True))
                 os.replace(tmp, args.results)
+    write_results(results)
+
+
+def write_results(results: dict[str, dict]) -> None:
     md = HERE / "RESULTS.md"
     body = render(results, "python benchmarks/run.py")
-    extra = HERE / "RESULTS-notes.md"
-    if extra.is_file():
-        body += "\n" + extra.read_text()
+    notes = HERE / "RESULTS-notes.md"
+    if notes.is_file():
+        body += "\n" + notes.read_text()
     tmp = md.with_suffix(".tmp")
     tmp.write_text(body)
     os.replace(tmp, md)

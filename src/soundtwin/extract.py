@@ -106,7 +106,7 @@ class FeatureExtractor:
             buf = io.BytesIO()
             np.save(buf, feat, allow_pickle=False)
             try:
-                atomic_write_bytes(cpath, buf.getvalue())
+                atomic_write_bytes(cpath, buf.getvalue(), durable=False)
             except OSError as exc:  # a read-only cache must not break extraction
                 log.warning("cannot write feature cache %s: %s", cpath, exc)
         return feat

@@ -60,7 +60,7 @@ def log_mel(
     frames = np.lib.stride_tricks.sliding_window_view(xp, n_fft, axis=1)[:, ::hop_length][:, :n_frames]
     spec = np.fft.rfft(frames * _window(n_fft, win_length), axis=-1)
     power = (spec.real**2 + spec.imag**2).astype(np.float32)
-    mel = np.einsum("mf,btf->bmt", _mel_basis(sr, n_fft, n_mels, float(fmin), float(fmax)), power)
+    mel = np.matmul(_mel_basis(sr, n_fft, n_mels, float(fmin), float(fmax)), power.transpose(0, 2, 1))
     out = np.log(mel + LOG_FLOOR).astype(np.float32)
     return out[0] if single else out
 

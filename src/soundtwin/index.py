@@ -1,7 +1,7 @@
 """Nearest-neighbour search over unit-norm embeddings (inner product = cosine).
 
 Exact search (numpy) while a gallery is small; an IVF index from faiss (the ``index`` extra)
-beyond :data:`EXACT_MAX`. The size and the IVF settings come from ``benchmarks/index_bench.py``.
+beyond :data:`EXACT_MAX` (HNSW is available too). Sizes and settings come from ``benchmarks/index_bench.py``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class ExactIndex:
 class IVFIndex:
     """faiss IndexIVFFlat with inner product: ``nlist`` k-means cells, ``nprobe`` visited per query."""
 
-    def __init__(self, vectors: np.ndarray, *, nlist: int | None = None, nprobe: int = 32, train_size: int = 100_000,
+    def __init__(self, vectors: np.ndarray, *, nlist: int | None = None, nprobe: int = 256, train_size: int = 100_000,
                  seed: int = 0) -> None:
         try:
             import faiss
@@ -82,6 +82,10 @@ class HNSWIndex:
         return self.index.search(np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32), k)
 
 
-def build_index(vectors: np.ndarray, *, exact_max: int = EXACT_MAX) -> ExactIndex | HNSWIndex:
-    """Exact search up to ``exact_max`` vectors, HNSW beyond (settings from benchmarks/index_bench.py)."""
-    return ExactIndex(vectors) if len(vectors) <= exact_max else HNSWIndex(vectors)
+def build_index(vectors: np.ndarray, *, exact_max: int = EXACT_MAX) -> ExactIndex | IVFIndex:
+    """Exact search up to ``exact_max`` vectors, IVF beyond.
+
+    From benchmarks/index_bench.py at 1,000,000 vectors: IVF (nprobe 256) answers a top-5 query in
+    about 2 ms with recall@5 0.986 and builds in 23 s; HNSW reaches recall 1.0 in 0.5 ms but takes
+    259 s to build, too slow for a gallery rebuilt after enrollments."""
+    return ExactIndex(vectors) if len(vectors) <= exact_max else IVFIndex(vectors)

@@ -69,9 +69,11 @@ def roc_det_png(scores: np.ndarray, labels: np.ndarray, eer: float) -> bytes:
     clip = lambda p: norm.ppf(np.clip(p, 1e-4, 1 - 1e-4))  # noqa: E731
     ax[1].plot(clip(far), clip(frr), color="#2f6fec")
     ax[1].plot([clip(eer)], [clip(eer)], "o", color="#d64545", label=f"EER {eer:.3f}")
-    ticks = np.array([0.001, 0.01, 0.05, 0.2, 0.5, 0.8])
+    ticks = np.array([0.001, 0.01, 0.05, 0.2, 0.5])
     ax[1].set_xticks(clip(ticks), [f"{t:g}" for t in ticks])
     ax[1].set_yticks(clip(ticks), [f"{t:g}" for t in ticks])
+    ax[1].set_xlim(clip(5e-4), clip(0.7))
+    ax[1].set_ylim(clip(5e-4), clip(0.7))
     ax[1].set(title="DET", xlabel="false-accept rate", ylabel="false-reject rate")
     ax[1].legend(loc="upper right")
     return _png(fig)
