@@ -218,3 +218,23 @@ def test_tutorial_layout_end_to_end(tmp_path):
     r = runner.invoke(app, ["verify", str(tmp_path / "g"), "dog", *map(str, sub + cats), "--json"])
     out = json.loads(r.stdout)
     assert sum(o["same"] for o in out[:6]) >= 5 and sum(o["same"] for o in out[6:]) <= 1
+
+
+def test_gallery_calibration_matches_plain_leave_one_out(gallery):
+    """The vectorised leave-one-out equals scoring each clip against the gallery without it."""
+    g = Gallery.load(gallery.path)
+    scores, genuine = g.enrolled_trials()
+    names = list(g.classes)
+    labels = np.array(g.labels)
+    expect = []
+    for i in range(len(labels)):
+        keep = np.arange(len(labels)) != i
+        expect += list(class_scores(g.embeddings[i:i + 1], g.embeddings[keep], labels[keep], names, "mean", "cosine")[0])
+    np.testing.assert_allclose(scores, expect, atol=1e-5)
+    assert genuine.sum() == len(labels) and len(genuine) == len(labels) * len(names)
+    assert g.threshold_rule == "gallery eer"
+    g.set_threshold(far=0.05)
+    assert g.threshold_rule == "gallery far=0.05" and np.mean(scores[genuine == 0] >= g.threshold) <= 0.05
+    g.remove("knock")
+    g.remove("whistle")  # one class left: no impostors, so the model's held-out trials decide
+    assert g.threshold_rule.startswith("model far=0.05")

@@ -105,6 +105,7 @@ class Gallery:
         self.embeddings = np.zeros((0, 0), dtype=np.float32)
         self.labels: list[str] = []
         self.paths: list[str] = []
+        self.far: float | None = None  # operating point: None = EER point, else target false-accept rate
         self.exact_max = EXACT_MAX
         self._index: tuple[Any, np.ndarray] | None = None  # built lazily for large galleries
 
@@ -142,29 +143,79 @@ class Gallery:
         g = cls(p, v, scoring=meta.get("scoring", "mean"), threshold=meta["threshold"],
                 threshold_rule=meta.get("threshold_rule"))
         g.embeddings, g.labels, g.paths = emb.astype(np.float32), list(meta["labels"]), list(meta["paths"])
+        g.far = meta.get("far")
         return g
 
     def save(self) -> None:
         meta = {"format": 1, "soundtwin_version": __version__, "model_dir": str(Path(self.verifier.model_dir or "").resolve()),
                 "model_fingerprint": self.verifier.fingerprint, "scoring": self.scoring, "threshold": self.threshold,
-                "threshold_rule": self.threshold_rule, "labels": self.labels, "paths": self.paths}
+                "threshold_rule": self.threshold_rule, "far": self.far, "labels": self.labels, "paths": self.paths}
         buf = io.BytesIO()
         np.save(buf, self.embeddings if len(self.labels) else np.zeros((0, 1), np.float32), allow_pickle=False)
         with atomic_directory(self.path) as tmp:
             (tmp / "embeddings.npy").write_bytes(buf.getvalue())
             (tmp / "gallery.json").write_text(json.dumps(meta, indent=1) + "\n")
 
-    def set_threshold(self, *, far: float | None = None) -> None:
-        """Decision threshold at the model's held-out EER point, or at a target false-accept rate."""
+    def enrolled_trials(self, max_queries: int = 2000) -> tuple[np.ndarray, np.ndarray] | None:
+        """Leave-one-out trials on the enrolled clips, scored the way queries are: each clip against its own
+        class without it (genuine) and against every other class (impostor); at most ``max_queries`` clips
+        (seeded sample). ``None`` unless there are two or more classes, every class has two or more clips,
+        and the gallery is small enough to search exactly."""
+        counts = self.classes
+        if len(counts) < 2 or min(counts.values()) < 2 or len(self.labels) > self.exact_max:
+            return None
+        names = list(counts)
+        lab = np.searchsorted(names, self.labels)  # names are sorted
+        emb = self.embeddings.astype(np.float64)
+        n = len(lab)
+        q = np.arange(n) if n <= max_queries else np.sort(np.random.default_rng(0).choice(n, max_queries, replace=False))
+        genuine = (lab[q][:, None] == np.arange(len(names))[None, :]).astype(np.int64)
+        if self.scoring == "mean" and self.verifier.cfg.model.distance == "cosine":
+            sums = np.zeros((len(names), emb.shape[1]))
+            np.add.at(sums, lab, emb)
+            unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)  # noqa: E731
+            scores = emb[q] @ unit(sums).T
+            own = unit(sums[lab[q]] - emb[q])  # own class without the query clip
+            scores[np.arange(len(q)), lab[q]] = np.sum(emb[q] * own, axis=1)
+        else:
+            labels = np.array(self.labels)
+            scores = np.empty((len(q), len(names)))
+            for k, i in enumerate(q[:500]):
+                keep = np.arange(n) != i
+                scores[k] = class_scores(self.embeddings[i:i + 1], self.embeddings[keep], labels[keep], names,
+                                         self.scoring, self.verifier.cfg.model.distance)[0]
+            scores, genuine = scores[: min(len(q), 500)], genuine[: min(len(q), 500)]
+        return scores.ravel(), genuine.ravel()
+
+    def recalibrate(self) -> None:
+        """Re-derive the threshold at the gallery's operating point (``self.far``) after a change."""
+        if self.labels:
+            self.set_threshold(far=self.far)
+
+    def set_threshold(self, *, far: float | None = None, source: str = "auto") -> None:
+        """Set the decision threshold at the EER point, or at a target false-accept rate, of held-out trials.
+
+        ``source``: ``"gallery"`` (leave-one-out trials on the enrolled clips, scored as queries are, so the
+        threshold fits class scoring), ``"model"`` (the model's held-out pair trials), or ``"auto"``
+        (gallery when it has at least two classes of two clips or more, else model)."""
         from .metrics import eer, threshold_at_far
 
-        cal = Path(self.verifier.model_dir or "") / "calibration.npz"
-        if not cal.is_file():
-            raise GalleryError(f"{cal}: missing; the model has no held-out scores to set a threshold from")
-        with np.load(cal, allow_pickle=False) as z:
-            scores, labels = z["scores"], z["labels"]
+        trials = self.enrolled_trials() if source in ("auto", "gallery") else None
+        if trials is None and source == "gallery":
+            raise GalleryError(f"{self.path}: gallery calibration needs two classes with two or more clips each")
+        if trials is None:
+            cal = Path(self.verifier.model_dir or "") / "calibration.npz"
+            if not cal.is_file():
+                raise GalleryError(f"{cal}: missing; the model has no held-out scores to set a threshold from")
+            with np.load(cal, allow_pickle=False) as z:
+                trials = (z["scores"], z["labels"])
+            origin = "model"
+        else:
+            origin = "gallery"
+        scores, labels = trials
+        self.far = far
         self.threshold = threshold_at_far(scores, labels, far) if far else eer(scores, labels)[1]
-        self.threshold_rule = f"far={far}" if far else "eer"
+        self.threshold_rule = f"{origin} far={far}" if far else f"{origin} eer"
 
     # -- contents -----------------------------------------------------------------------------
     @property
@@ -190,6 +241,7 @@ class Gallery:
             raise GalleryError(f"no clips to enroll for {label!r}")
         emb = self.verifier.embed(list(clips))
         self.add_embeddings(label, emb, [c if not isinstance(c, tuple) else "<array>" for c in clips])
+        self.recalibrate()
         if save:
             self.save()
         return len(emb)
@@ -203,6 +255,7 @@ class Gallery:
         self._index = None
         self.labels = [self.labels[k] for k in keep]
         self.paths = [self.paths[k] for k in keep]
+        self.recalibrate()
         if save:
             self.save()
         return n

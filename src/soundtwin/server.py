@@ -155,6 +155,7 @@ def create_app(model_dir: str | Path, gallery_dir: str | Path | None = None, *, 
             if g is None:
                 g = Gallery(gallery_dir, verifier)
             g.add_embeddings(label, emb, [f.filename or "upload" for f in files])
+            g.recalibrate()
             try:
                 g.save()
             except GalleryError as exc:
