@@ -146,3 +146,20 @@ def test_crop_prefers_loud_stretches():
     rand = [crop(feat, 10, rng, candidates=1) for _ in range(50)]
     assert np.mean([np.max(c) == 0.0 for c in loud]) > 0.8 > np.mean([np.max(c) == 0.0 for c in rand])
     assert crop(feat[:, :5], 10, rng).shape == (4, 5)
+
+
+def test_balanced_batches_hold_several_clips_of_each_class(synth_data, tmp_path):
+    from soundtwin.data import stratified_split
+    from soundtwin.extract import FeatureExtractor
+    from soundtwin.train import _Trainer, load_labelled
+
+    cfg = load_config("default", overrides=TINY + ["train.sampler=balanced", "train.per_class=4", "train.batch_size=16"])
+    lf = load_labelled(synth_data / "train", FeatureExtractor(cfg.features, cache_dir=tmp_path / "c"))
+    tr_idx, ho_idx = stratified_split(lf.labels, 0.15, 0)
+    batches = _Trainer(cfg, lf, tr_idx, ho_idx)._balanced(np.random.default_rng(0))
+    assert len(batches) >= 3
+    for b in batches:
+        counts = np.bincount(lf.labels[b], minlength=4)
+        assert len(b) == 16 and set(counts[counts > 0]) == {4}  # 4 classes x 4 clips
+    res = train(synth_data / "train", tmp_path / "m", cfg, cache_dir=tmp_path / "c")
+    assert res.history[-1].heldout_eer <= 0.2

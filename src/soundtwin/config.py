@@ -125,6 +125,8 @@ class TrainConfig:
     crop_max_s: float = 3.0
     crop_candidates: int = 4  # draw this many random crops and keep the loudest (skips silent stretches)
     pairs_per_clip: int = 1
+    sampler: str = "random"  # class losses: "random" batches of similar length, or "balanced" (m clips per class)
+    per_class: int = 4  # with sampler=balanced: clips of each class in a batch (raised when classes are few)
     seed: int = 0
     num_threads: int = 0  # 0: all cores
     grad_clip: float = 5.0
@@ -132,6 +134,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _choice("train.optimizer", self.optimizer, ("adam", "adamw", "rmsprop", "sgd"))
         _choice("train.scheduler", self.scheduler, ("none", "onecycle", "cosine"))
+        _choice("train.sampler", self.sampler, ("random", "balanced"))
+        _positive("train.per_class", self.per_class)
         for k in ("epochs", "batch_size", "lr", "pairs_per_clip", "crop_candidates"):
             _positive(f"train.{k}", getattr(self, k))
         for k in ("weight_decay", "num_threads", "grad_clip"):

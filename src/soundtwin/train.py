@@ -190,6 +190,21 @@ class _Trainer:
             batches += [chunk[j:j + bs] for j in range(0, len(chunk), bs)]
         return [batches[i] for i in rng.permutation(len(batches))]
 
+    def _balanced(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """Label-balanced batches from pytorch-metric-learning's MPerClassSampler: ``m`` clips of each of
+        ``batch_size / m`` classes, so every anchor has positives to mine (``m`` grows when classes are few)."""
+        from pytorch_metric_learning.samplers import MPerClassSampler
+
+        labels = self.data.labels[self.epoch_pool]
+        n_classes = len(np.unique(labels))
+        bs = self.cfg.train.batch_size
+        m = max(self.cfg.train.per_class, -(-bs // n_classes))
+        bs = max(m, (bs // m) * m)
+        np.random.seed(int(rng.integers(2**31)))  # the sampler draws from numpy's global generator
+        sampler = MPerClassSampler(labels, m, batch_size=bs, length_before_new_iter=len(labels))
+        order = self.epoch_pool[np.fromiter(iter(sampler), dtype=np.int64)]
+        return [order[k:k + bs] for k in range(0, len(order), bs)]
+
     def run_epoch(self, epoch: int, on_step: Callable[[int], None] | None) -> float:
         cfg = self.cfg
         rng = np.random.default_rng([cfg.train.seed, epoch])
@@ -204,7 +219,8 @@ class _Trainer:
             batches = [(self.train_idx[ii[k:k + bs]], self.train_idx[jj[k:k + bs]], yy[k:k + bs])
                        for k in range(0, len(ii), bs)]
         else:
-            batches = [(b, None, None) for b in self._bucketed(rng)]
+            make = self._balanced if cfg.train.sampler == "balanced" else self._bucketed
+            batches = [(b, None, None) for b in make(rng)]
         losses = []
         for a, b, y in batches:
             for g in self.opt.param_groups:
