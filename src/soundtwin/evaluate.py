@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import numpy as np
 from .errors import DatasetError
 from .io import atomic_write_text
 from .metrics import Metrics, summarize
-from .verifier import Verifier
+from .scoring import EmbedderBase
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,9 @@ class Evaluation:
     embed_seconds: float
 
 
-def score_trials(verifier: Verifier, trials: Trials,
-                 progress: "callable | None" = None) -> tuple[np.ndarray, int, float]:  # type: ignore[valid-type]
+def score_trials(verifier: EmbedderBase, trials: Trials,
+                 progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, int, float]:
     """Scores of every trial, embedding each distinct clip once. Returns ``(scores, n_clips, seconds)``."""
-    import time
 
     uniq = sorted(set(trials.a) | set(trials.b))
     index = {p: k for k, p in enumerate(uniq)}
@@ -85,7 +86,8 @@ def score_trials(verifier: Verifier, trials: Trials,
     return verifier.score_embeddings(emb[ia], emb[ib]), len(uniq), seconds
 
 
-def evaluate(verifier: Verifier, trials: Trials | str | os.PathLike[str], progress=None) -> Evaluation:
+def evaluate(verifier: EmbedderBase, trials: Trials | str | os.PathLike[str],
+             progress: Callable[[int], None] | None = None) -> Evaluation:
     """Score a trial list; metrics cover the labelled lines (accuracy at the stored threshold)."""
     if not isinstance(trials, Trials):
         trials = read_trials(trials)

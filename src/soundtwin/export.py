@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ModelError, SoundtwinError
+from .errors import SoundtwinError
 from .io import atomic_write_bytes
 from .verifier import Verifier, pad_batch
 
@@ -75,10 +75,3 @@ def export_onnx(verifier: Verifier, path: str | os.PathLike[str], *, check_clips
 
 def default_onnx_path(model_dir: str | os.PathLike[str]) -> Path:
     return Path(model_dir) / "model.onnx"
-
-
-def check_model_dir(model_dir: str | os.PathLike[str]) -> Verifier:
-    try:
-        return Verifier.load(model_dir)
-    except ModelError:
-        raise
