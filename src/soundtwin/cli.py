@@ -271,7 +271,7 @@ def enroll(
     added: dict[str, int] = {}
     if label is not None:
         paths = _clip_args(clips)
-        g.enroll(label, paths, save=False)
+        g.enroll(label, paths, save=False, recalibrate=False)
         added[label] = len(paths)
     else:
         if len(clips) != 1:
@@ -280,10 +280,11 @@ def enroll(
         for c in discover(clips[0]):
             by_label.setdefault(c.label, []).append(c.path)
         for lab, paths in by_label.items():
-            g.enroll(lab, paths, save=False)
+            g.enroll(lab, paths, save=False, recalibrate=False)
             added[lab] = len(paths)
     if far is not None:
-        g.set_threshold(far=far)
+        g.far = far
+    g.recalibrate()
     g.save()
     typer.echo(f"enrolled {sum(added.values())} clip(s) in {len(added)} class(es) into {gallery}; "
                f"gallery has {len(g.classes)} classes, threshold {g.threshold:.4f} ({g.threshold_rule})")

@@ -235,13 +235,15 @@ class Gallery:
         self.labels += [label] * len(emb)
         self.paths += [str(p) for p in paths]
 
-    def enroll(self, label: str, clips: Sequence[AudioInput], *, save: bool = True) -> int:
-        """Embed ``clips`` and add them under ``label``; returns the number added."""
+    def enroll(self, label: str, clips: Sequence[AudioInput], *, save: bool = True, recalibrate: bool = True) -> int:
+        """Embed ``clips`` and add them under ``label``; returns the number added. The threshold is
+        re-derived unless ``recalibrate=False`` (then call :meth:`recalibrate` after a batch of enrollments)."""
         if not clips:
             raise GalleryError(f"no clips to enroll for {label!r}")
         emb = self.verifier.embed(list(clips))
         self.add_embeddings(label, emb, [c if not isinstance(c, tuple) else "<array>" for c in clips])
-        self.recalibrate()
+        if recalibrate:
+            self.recalibrate()
         if save:
             self.save()
         return len(emb)

@@ -349,8 +349,8 @@ def train(
     base_meta = {"classes": lf.classes, "n_train_clips": int(len(train_idx)), "n_heldout_clips": int(len(held_idx)),
                  "skipped_clips": len(lf.skipped), "epochs": cfg.train.epochs, "data": str(data)}
 
-    def save(epoch: int, interrupted: bool) -> None:
-        scores, labels = tr.heldout_scores(cfg.train.seed)
+    def save(epoch: int, interrupted: bool, heldout: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        scores, labels = heldout if heldout is not None else tr.heldout_scores(cfg.train.seed)
         verifier.calibrate(scores, labels)
         verifier.save(out_dir, extra={"train_state.safetensors": tr.state_bytes(),
                                       "calibration.npz": verifier.calibration_npz(scores, labels)},
@@ -368,7 +368,7 @@ def train(
             e, thr = compute_eer(scores, labels)
             history.append(EpochStats(epoch + 1, cfg.train.epochs, loss, e, thr,
                                       tr.opt.param_groups[0]["lr"], round(time.perf_counter() - te, 2)))
-            save(epoch + 1, False)
+            save(epoch + 1, False, (scores, labels))
             if on_epoch is not None:
                 on_epoch(history[-1])
         if start_epoch >= cfg.train.epochs:  # nothing left to run: still leave a calibrated model
