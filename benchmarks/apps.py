@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import socket
@@ -94,6 +95,7 @@ def scan_bench(window: float, hop: float, n_planted: int) -> None:
     from soundtwin.data import discover
     from soundtwin.gallery import Gallery
     from soundtwin.scan import scan
+    from soundtwin.verifier import Verifier
 
     mdir = MODELS / "fsdd-digits-default"
     clips = discover(SHARED / "benchmarks" / "fsdd-digits" / "test.csv")
@@ -102,7 +104,7 @@ def scan_bench(window: float, hop: float, n_planted: int) -> None:
     for c in clips:
         by_digit.setdefault(c.label, []).append(c.path)
     with tempfile.TemporaryDirectory() as tmp:
-        g = Gallery(Path(tmp) / "gal", __import__("soundtwin.verifier", fromlist=["Verifier"]).Verifier.load(mdir))
+        g = Gallery(Path(tmp) / "gal", Verifier.load(mdir))
         enrolled, rest = {}, []
         for d, ps in sorted(by_digit.items()):
             ps = [ps[i] for i in rng.permutation(len(ps))]
@@ -183,7 +185,7 @@ def load_bench(clients: int, total: int, limit_s: float) -> None:
     for p in cd:  # 1-2 s excerpts of real recordings
         y, sr = load_audio(p)
         n = int(rng.uniform(1.0, 2.0) * sr)
-        buf = __import__("io").BytesIO()
+        buf = io.BytesIO()
         sf.write(buf, y[:n], sr, format="WAV", subtype="PCM_16")
         files.append(buf.getvalue())
     rows = []

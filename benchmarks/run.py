@@ -106,7 +106,9 @@ def render(results: dict[str, dict], command: str) -> str:
             rs = [r for r in rows if r["protocol"] == p and r["preset"] == preset and not r.get("overrides")]
             if not rs:
                 continue
-            mean = lambda k: float(np.mean([r[k] for r in rs]))  # noqa: E731
+            def mean(k: str, rs: list[dict] = rs) -> float:
+                return float(np.mean([r[k] for r in rs]))
+
             eers = [r["eer"] for r in rs]
             ref = REFERENCE_TUTORIAL.get(p)
             lines.append(f"| {p} | {preset} | {len(rs)} | {mean('eer'):.3f} | {min(eers):.3f}-{max(eers):.3f} | "

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import soundfile as sf
 
 from soundtwin.audio import load_audio, stream_audio
 from soundtwin.errors import AudioError, NoSoundError

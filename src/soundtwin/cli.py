@@ -103,7 +103,7 @@ def train(
     finally:
         for b in bars.values():
             b.close()
-    for path, msg in res.skipped:
+    for _path, msg in res.skipped:
         typer.echo(f"skipped: {msg}", err=True)
     if res.skipped:
         typer.echo(f"skipped {len(res.skipped)} unreadable clip(s)", err=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import load_config
+from .data import trial_pairs
 from .evaluate import Trials, evaluate
 from .synth import RECIPES, write_synthetic_dataset
 from .train import train
@@ -19,18 +20,9 @@ UNSEEN_CLASSES = ["buzz", "chirp_up"]
 
 
 def _trials(paths: list[Path], labels: list[str], n: int, seed: int) -> Trials:
-    rng = np.random.default_rng(seed)
-    lab = np.array(labels)
-    a, b, y = [], [], []
-    while len(y) < n:
-        i, j = rng.integers(len(paths), size=2)
-        same = lab[i] == lab[j]
-        if i == j or (same and sum(y) >= n // 2) or (not same and len(y) - sum(y) >= n // 2):
-            continue
-        a.append(str(paths[i]))
-        b.append(str(paths[j]))
-        y.append(int(same))
-    return Trials(np.array(y), a, b)
+    """A balanced random trial list over labelled clips (``data.trial_pairs``)."""
+    i, j, y = trial_pairs(np.array(labels), n, np.random.default_rng(seed))
+    return Trials(y.astype(np.int64), [str(paths[k]) for k in i], [str(paths[k]) for k in j])
 
 
 def run_demo(workdir: str | Path | None = None, *, epochs: int = 6, echo: Callable[[str], None] = print) -> dict:

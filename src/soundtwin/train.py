@@ -232,8 +232,9 @@ class _Trainer:
                     ea, eb = self.encoder(xa, la), self.encoder(xb, lb)
                 else:
                     n = max(xa.shape[-1], xb.shape[-1])
-                    pad = lambda x: torch.nn.functional.pad(x, (0, n - x.shape[-1]))  # noqa: E731
-                    e = self.encoder(torch.cat([pad(xa), pad(xb)]), torch.cat([la, lb]))
+                    xa = torch.nn.functional.pad(xa, (0, n - xa.shape[-1]))
+                    xb = torch.nn.functional.pad(xb, (0, n - xb.shape[-1]))
+                    e = self.encoder(torch.cat([xa, xb]), torch.cat([la, lb]))
                     ea, eb = e[: len(a)], e[len(a):]
                 loss = self.loss(ea, eb, torch.from_numpy(y))
             else:
