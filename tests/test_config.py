@@ -12,6 +12,8 @@ def test_tutorial_preset_is_the_tutorial():
         ("mlp", 128, 3, 0.1, "euclidean")
     assert (c.loss.name, c.loss.margin) == ("contrastive", 1.0)
     assert (c.train.optimizer, c.train.lr, c.train.batch_size, c.train.epochs) == ("rmsprop", 1e-3, 128, 13)
+    # one pair array drawn once (Keras shuffles it each epoch); a quarter held out (validation_split=.25)
+    assert c.train.fixed_pairs and c.train.val_fraction == 0.25
     assert not c.augment.enabled
 
 

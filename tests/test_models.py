@@ -87,3 +87,32 @@ def test_strided_dilated_tdnn_handles_short_and_padded_clips():
         b = enc(torch.cat([x, torch.zeros(1, 16, 30)], -1), torch.tensor([41]))
         c = enc(torch.randn(2, 16, 3), torch.tensor([3, 1]))
     assert torch.allclose(a, b, atol=0.15 * a.abs().max()) and c.shape == (2, 8) and torch.isfinite(c).all()
+
+
+def test_ensemble_embedding_averages_member_cosines():
+    from soundtwin.models import EnsembleEncoder
+
+    cfg = load_config("default", overrides=["model.ensemble=3", "model.channels=16", "model.embedding_dim=8"])
+    torch.manual_seed(0)
+    enc = build_encoder(cfg).eval()
+    assert isinstance(enc, EnsembleEncoder) and len(enc.members) == 3
+    # members start from different weights, or the ensemble would be one model three times
+    assert not torch.equal(next(enc.members[0].parameters()), next(enc.members[1].parameters()))
+    x, lengths = torch.randn(5, 64, 40), torch.tensor([40, 30, 20, 40, 12])
+    with torch.no_grad():
+        e = enc(x, lengths)
+        members = [torch.nn.functional.normalize(m, dim=-1) for m in enc.member_embeddings(x, lengths)]
+    assert e.shape == (5, 24) and torch.allclose(e.norm(dim=-1), torch.ones(5), atol=1e-5)
+    mean_cos = sum(m[0] @ m[1] for m in members) / 3
+    assert torch.allclose(e[0] @ e[1], mean_cos, atol=1e-5)
+
+
+def test_ensemble_config_is_checked():
+    from soundtwin.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.ensemble"):
+        load_config("tutorial", overrides=["model.ensemble=2"])
+    with pytest.raises(ConfigError, match="model.ensemble"):
+        load_config("default", overrides=["model.ensemble=2", "loss.name=contrastive", "model.distance=euclidean"])
+    with pytest.raises(ConfigError, match="model.ensemble"):
+        load_config("default", overrides=["model.ensemble=0"])

@@ -136,6 +136,25 @@ def test_corrupt_model_dir_is_refused(trained, tmp_path):
         Verifier.load(tmp_path / "nowhere")
 
 
+def test_model_from_an_older_version_with_fewer_config_keys_loads(trained, tmp_path):
+    """A model written before a config key existed keeps loading (the key takes its default), and
+    its fingerprint, which galleries and ONNX files record, stays the one it was saved with."""
+    import shutil
+
+    from soundtwin.verifier import weights_fingerprint
+
+    d = tmp_path / "old"
+    shutil.copytree(trained[0], d)
+    raw = json.loads((d / "config.json").read_text())
+    del raw["train"]["fixed_pairs"]
+    (d / "config.json").write_text(json.dumps(raw))
+    meta = json.loads((d / "meta.json").read_text())
+    meta["fingerprint"] = weights_fingerprint((d / "model.safetensors").read_bytes(), raw)
+    (d / "meta.json").write_text(json.dumps(meta))
+    v = Verifier.load(d)
+    assert v.fingerprint == meta["fingerprint"] and v.cfg.train.fixed_pairs is False
+
+
 def test_crop_prefers_loud_stretches():
     from soundtwin.train import crop
 
@@ -163,3 +182,36 @@ def test_balanced_batches_hold_several_clips_of_each_class(synth_data, tmp_path)
         assert len(b) == 16 and set(counts[counts > 0]) == {4}  # 4 classes x 4 clips
     res = train(synth_data / "train", tmp_path / "m", cfg, cache_dir=tmp_path / "c")
     assert res.history[-1].heldout_eer <= 0.2
+
+
+def test_ensemble_trains_saves_and_exports(synth_data, trials_file, tmp_path):
+    from soundtwin.export import export_onnx
+    from soundtwin.onnx_runtime import OnnxVerifier
+
+    cfg = load_config("default", overrides=TINY + ["train.epochs=8", "model.ensemble=2"])
+    res = train(synth_data / "train", tmp_path / "ens", cfg, cache_dir=tmp_path / "c")
+    v = Verifier.load(tmp_path / "ens", cache_dir=tmp_path / "c")
+    assert set(k.split(".")[1] for k in v.encoder.state_dict()) == {"0", "1"}
+    assert res.history[-1].loss < res.history[0].loss
+    ev = evaluate(v, trials_file)
+    assert ev.metrics.eer <= 0.15, ev.metrics
+    clips = sorted((synth_data / "test").rglob("*.wav"))[:4]
+    a = v.embed(clips)
+    assert a.shape == (4, 64) and np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
+    export_onnx(v, tmp_path / "ens" / "model.onnx")
+    b = OnnxVerifier.load(tmp_path / "ens", cache_dir=False).embed(clips)
+    assert np.max(np.abs(a - b)) <= 1e-4
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_tutorial_pairs_are_drawn_once_and_reshuffled(fixed):
+    from soundtwin.train import LabelledFeatures, _Trainer
+
+    labels = np.repeat(np.arange(4), 10)
+    lf = LabelledFeatures([np.zeros((20, 400), np.float32)] * 40, labels, list("abcd"), [str(i) for i in range(40)])
+    cfg = load_config("tutorial", overrides=[f"train.fixed_pairs={str(fixed).lower()}"])
+    tr = _Trainer(cfg, lf, np.arange(32), np.arange(32, 40))
+    p1, p2 = (tr.epoch_pairs(np.random.default_rng([0, e])) for e in (0, 1))
+    as_set = [set(zip(*map(list, p))) for p in (p1, p2)]
+    assert (as_set[0] == as_set[1]) is fixed and not np.array_equal(p1[0], p2[0])
+    assert p1[2].mean() == 0.5  # balanced genuine / impostor either way

@@ -78,14 +78,17 @@ class ModelConfig:
     dilation: int = 2  # multiplies the TDNN's dilations (1, 2, 3): wider temporal context
     stride: int = 1  # time stride of the first TDNN layer: fewer frames, wider context, less compute
     spectral_shape: bool = True  # also feed the clip's level-free mean spectrum (removed by the input normalisation)
+    ensemble: int = 1  # tdnn: train this many encoders side by side and average their cosine scores
 
     def __post_init__(self) -> None:
         _choice("model.name", self.name, ("mlp", "tdnn"))
         _positive("model.dilation", self.dilation)
         _positive("model.stride", self.stride)
         _choice("model.distance", self.distance, ("cosine", "euclidean"))
-        for k in ("embedding_dim", "channels", "hidden", "layers"):
+        for k in ("embedding_dim", "channels", "hidden", "layers", "ensemble"):
             _positive(f"model.{k}", getattr(self, k))
+        if self.ensemble > 1 and (self.name != "tdnn" or self.distance != "cosine"):
+            raise ConfigError("model.ensemble > 1 needs model.name=tdnn and model.distance=cosine")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"model.dropout: must be in [0, 1), got {self.dropout!r}")
 
@@ -125,6 +128,7 @@ class TrainConfig:
     crop_max_s: float = 3.0
     crop_candidates: int = 4  # draw this many random crops and keep the loudest (skips silent stretches)
     pairs_per_clip: int = 1
+    fixed_pairs: bool = False  # pair losses: draw the pairs once (the tutorial) instead of afresh every epoch
     sampler: str = "random"  # class losses: "random" batches of similar length, or "balanced" (m clips per class)
     per_class: int = 4  # with sampler=balanced: clips of each class in a batch (raised when classes are few)
     seed: int = 0
@@ -188,6 +192,8 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         if self.model.name == "mlp" and self.features.max_frames == 0:
             raise ConfigError("model.name=mlp needs a fixed input: set features.max_frames > 0")
+        if self.model.ensemble > 1 and self.loss.uses_pairs:
+            raise ConfigError(f"model.ensemble > 1 trains on labelled batches: loss.name={self.loss.name} is a pair loss")
         if self.loss.name in ("aam", "subcenter_aam") and self.model.distance != "cosine":
             raise ConfigError(f"loss.name={self.loss.name} compares embeddings by cosine: set model.distance=cosine")
 
@@ -205,7 +211,8 @@ PRESETS: dict[str, ExperimentConfig] = {
                           dilation=1, spectral_shape=False),
         loss=LossConfig(name="contrastive", margin=1.0),
         train=TrainConfig(epochs=13, batch_size=128, optimizer="rmsprop", lr=1e-3, scheduler="none",
-                          grad_clip=0.0, crop_min_s=1.0, crop_max_s=1.0, crop_candidates=1),
+                          grad_clip=0.0, crop_min_s=1.0, crop_max_s=1.0, crop_candidates=1,
+                          fixed_pairs=True, val_fraction=0.25),  # Keras validation_split=.25
         augment=AugmentConfig(enabled=False),
     ),
 }

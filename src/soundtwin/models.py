@@ -7,6 +7,7 @@ Every encoder takes ``(feats, lengths)`` where ``lengths`` holds each clip's num
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -118,16 +119,40 @@ class TDNNEncoder(nn.Module):
         return self.bn_out(self.fc(self.dropout(pooled)))
 
 
+class EnsembleEncoder(nn.Module):
+    """Several encoders of the same shape trained side by side from different initial weights.
+
+    The embedding is the members' unit-length embeddings side by side, divided by ``sqrt(k)``, so
+    it has unit length and its cosine with another is the mean of the members' cosines: score
+    averaging, the usual ensemble for verification, behind the one-vector interface that galleries,
+    indexes and the ONNX export already take.
+    """
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def member_embeddings(self, x: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        return [m(x, lengths) for m in self.members]
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        embs = [nn.functional.normalize(e, dim=-1) for e in self.member_embeddings(x, lengths)]
+        return torch.cat(embs, dim=-1) / math.sqrt(len(embs))
+
+
 def build_encoder(cfg: ExperimentConfig) -> nn.Module:
     """The encoder ``cfg.model`` describes, for inputs of ``cfg.features.n_features`` channels."""
     m, f = cfg.model, cfg.features
     if m.name == "mlp":
         return TutorialMLP(f.n_features, f.max_frames, hidden=m.hidden, layers=m.layers, dropout=m.dropout)
+    if m.ensemble > 1:
+        return EnsembleEncoder([build_encoder(replace(cfg, model=replace(m, ensemble=1))) for _ in range(m.ensemble)])
     return TDNNEncoder(f.n_features, channels=m.channels, embedding_dim=m.embedding_dim, dropout=m.dropout,
                        dilation=m.dilation, stride=m.stride, spectral_shape=m.spectral_shape)
 
 
 def embedding_dim(cfg: ExperimentConfig) -> int:
+    """Width of one member's embedding (the whole ensemble's is ``ensemble`` times this)."""
     return cfg.model.hidden if cfg.model.name == "mlp" else cfg.model.embedding_dim
 
 

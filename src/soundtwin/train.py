@@ -154,7 +154,10 @@ class _Trainer:
         self.train_idx, self.held_idx = train_idx, held_idx
         torch.manual_seed(cfg.train.seed)
         self.encoder = build_encoder(cfg)
-        self.loss = build_loss(cfg, len(data.classes))
+        k = cfg.model.ensemble
+        # one objective per ensemble member (a margin softmax holds class centres in its member's space)
+        self.loss = build_loss(cfg, len(data.classes)) if k == 1 else \
+            torch.nn.ModuleList([build_loss(cfg, len(data.classes)) for _ in range(k)])
         self.params = list(self.encoder.parameters()) + list(self.loss.parameters())
         self.opt = build_optimizer(cfg, self.params)
         self.fps = _frames_per_second(cfg)
@@ -205,6 +208,17 @@ class _Trainer:
         order = self.epoch_pool[np.fromiter(iter(sampler), dtype=np.int64)]
         return [order[k:k + bs] for k in range(0, len(order), bs)]
 
+    def epoch_pairs(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This epoch's training pairs (positions in ``train_idx``) for a pair loss."""
+        labels = self.data.labels[self.train_idx]
+        if not self.cfg.train.fixed_pairs:
+            return sample_pairs(labels, len(self.epoch_pool), rng)
+        # The tutorial builds its pair array once and Keras shuffles it every epoch; the draw
+        # depends on the seed alone, so a resumed run trains on the same pairs.
+        ii, jj, yy = sample_pairs(labels, len(self.epoch_pool), np.random.default_rng([self.cfg.train.seed, 2**20]))
+        order = rng.permutation(len(ii))
+        return ii[order], jj[order], yy[order]
+
     def run_epoch(self, epoch: int, on_step: Callable[[int], None] | None) -> float:
         cfg = self.cfg
         rng = np.random.default_rng([cfg.train.seed, epoch])
@@ -214,8 +228,7 @@ class _Trainer:
         total_steps = self.steps_per_epoch * cfg.train.epochs
         bs = cfg.train.batch_size
         if cfg.loss.uses_pairs:
-            labels = self.data.labels[self.train_idx]
-            ii, jj, yy = sample_pairs(labels, len(self.epoch_pool), rng)
+            ii, jj, yy = self.epoch_pairs(rng)
             batches = [(self.train_idx[ii[k:k + bs]], self.train_idx[jj[k:k + bs]], yy[k:k + bs])
                        for k in range(0, len(ii), bs)]
         else:
@@ -241,7 +254,12 @@ class _Trainer:
                 if len(a) < 2:
                     continue
                 x, lengths = self._batch(a, rng, fixed)
-                loss = self.loss(self.encoder(x, lengths), torch.from_numpy(self.data.labels[a]))
+                y_t = torch.from_numpy(self.data.labels[a])
+                if isinstance(self.loss, torch.nn.ModuleList):
+                    embs = self.encoder.member_embeddings(x, lengths)
+                    loss = sum(f(e, y_t) for f, e in zip(self.loss, embs)) / len(embs)
+                else:
+                    loss = self.loss(self.encoder(x, lengths), y_t)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.train.grad_clip:

@@ -73,9 +73,11 @@ def embed_feature_list(encoder: nn.Module, feats: Sequence[np.ndarray], *, norma
     return np.stack(out).astype(np.float32)
 
 
-def weights_fingerprint(weights: bytes, cfg: ExperimentConfig) -> str:
+def weights_fingerprint(weights: bytes, cfg: ExperimentConfig | dict[str, Any]) -> str:
+    """Hash of the weights and the config as written to ``config.json`` (a dict read back is hashed as
+    stored, so a model stays loadable after a later soundtwin adds config keys with defaults)."""
     h = hashlib.blake2b(digest_size=12)
-    h.update(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    h.update(json.dumps(cfg if isinstance(cfg, dict) else cfg.to_dict(), sort_keys=True).encode())
     h.update(weights)
     return h.hexdigest()
 
@@ -136,13 +138,14 @@ class Verifier(EmbedderBase):
                 raise ModelError(f"{d}: not a soundtwin model directory (missing {name})")
         try:
             meta = read_json(d / "meta.json")
-            cfg = config_from_dict(read_json(d / "config.json"))
+            raw_cfg = read_json(d / "config.json")
+            cfg = config_from_dict(raw_cfg)
         except (json.JSONDecodeError, ConfigError) as exc:
             raise ModelError(f"{d}: corrupt model files ({exc})") from None
         if meta.get("format", 0) > FORMAT_VERSION:
             raise ModelError(f"{d}: made by a newer soundtwin ({meta.get('soundtwin_version')}); upgrade to load it")
         weights = (d / "model.safetensors").read_bytes()
-        if meta.get("fingerprint") and weights_fingerprint(weights, cfg) != meta["fingerprint"]:
+        if meta.get("fingerprint") and weights_fingerprint(weights, raw_cfg) != meta["fingerprint"]:
             raise ModelError(f"{d}: weights do not match meta.json fingerprint (corrupt or mixed model files)")
         encoder = build_encoder(cfg)
         try:
