@@ -76,3 +76,61 @@ def test_from_files_skips_bad_clips_and_reports(tmp_path, wav):
     feats, errors = FeatureExtractor(FeatureConfig(), cache_dir=False).from_files([good, bad], skip_errors=True)
     assert feats[0] is not None and feats[1] is None
     assert len(errors) == 1 and "bad.wav" in errors[0][1]
+
+
+@pytest.fixture
+def batch_files(tmp_path):
+    """More files than PACK_MIN, each a tone of its own pitch."""
+    from soundtwin.extract import PACK_MIN
+
+    d = tmp_path / "clips"
+    d.mkdir()
+    paths = []
+    for k in range(PACK_MIN + 3):
+        p = d / f"{k:03d}.wav"
+        sf.write(p, tone(200 + 40 * k, seconds=0.3), 16000)
+        paths.append(p)
+    return paths
+
+
+def test_batches_are_packed_and_served_by_stat_without_reading(tmp_path, batch_files, monkeypatch):
+    import soundtwin.extract as ex_mod
+
+    monkeypatch.setattr(ex_mod, "RACY_NS", 0)  # the files were just written: trust their stat at once
+    cfg = FeatureConfig()
+    cold, errors = FeatureExtractor(cfg, cache_dir=tmp_path / "c").from_files(batch_files)
+    assert not errors and len(list((tmp_path / "c").rglob("packs/*.json"))) == 1
+    assert not [p for p in (tmp_path / "c").rglob("*.npy") if p.parent.name != "packs"]  # no per-clip files
+
+    def no_read(self, *a, **k):
+        raise AssertionError(f"read {self} again")
+
+    monkeypatch.setattr(ex_mod.Path, "read_bytes", no_read)
+    warm, _ = FeatureExtractor(cfg, cache_dir=tmp_path / "c").from_files(batch_files)  # a new process, as it were
+    for a, b in zip(cold, warm, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert len(list((tmp_path / "c").rglob("packs/*.json"))) == 1  # nothing new to write
+
+
+def test_packed_cache_is_never_stale(tmp_path, batch_files):
+    cfg = FeatureConfig()
+    ex = FeatureExtractor(cfg, cache_dir=tmp_path / "c")
+    cold, _ = ex.from_files(batch_files)
+    # Same path, same size, new content, within the same second: the stat memo must not serve it
+    # (files changed this recently are hashed again, as git does with racily clean entries).
+    sf.write(batch_files[0], tone(3000, seconds=0.3), 16000)
+    warm, _ = FeatureExtractor(cfg, cache_dir=tmp_path / "c").from_files(batch_files)
+    assert not np.allclose(cold[0], warm[0])
+    np.testing.assert_array_equal(cold[1], warm[1])
+    np.testing.assert_array_equal(warm[0], FeatureExtractor(cfg, cache_dir=False).from_file(batch_files[0]))
+
+
+def test_unreadable_pack_is_ignored(tmp_path, batch_files, caplog):
+    cfg = FeatureConfig()
+    cold, _ = FeatureExtractor(cfg, cache_dir=tmp_path / "c").from_files(batch_files)
+    index = next((tmp_path / "c").rglob("packs/*.json"))
+    index.write_text('{"entries": [["x", 0, 64, 999999]], "stats": []}')
+    again, errors = FeatureExtractor(cfg, cache_dir=tmp_path / "c").from_files(batch_files)
+    assert not errors and "ignoring unreadable feature pack" in caplog.text
+    for a, b in zip(cold, again, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)

@@ -2,6 +2,16 @@
 
 A second run over the same files reads features back instead of decoding; a changed file (new
 content hash) or changed settings (new settings hash) is never served stale.
+
+Layout under ``<cache>/<settings hash>/``: single clips as ``<xx>/<content hash>.npy``, and batches
+(``from_files`` over :data:`PACK_MIN` files or more) as packs: ``packs/<id>.npy``, every clip's
+features end to end, and ``packs/<id>.json``, its index (content hash -> offset and shape) plus a
+*stat memo* (path, size, mtime, ctime, inode -> content hash). A warm batch is then a ``stat`` and a
+slice per file, without reading or hashing the audio. The memo is trusted the way git trusts its
+index: an entry is only recorded for a file whose last change (ctime) was more than
+:data:`RACY_NS` before it was hashed, so a later write, which always moves the ctime on, cannot
+leave the key unchanged. Packs are written once (data, then index, each atomically) and never
+modified, so concurrent runs never see each other's half-written files.
 """
 
 from __future__ import annotations
@@ -12,6 +22,8 @@ import io
 import json
 import logging
 import os
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +41,85 @@ log = logging.getLogger(__name__)
 
 #: Bump when feature code changes in a way that alters values, to invalidate old caches.
 FEATURE_CODE_VERSION = 1
+#: ``from_files`` over at least this many files writes what it computed as one pack.
+PACK_MIN = 32
+#: A file changed this recently (ns) when it was hashed is not recorded in the stat memo.
+RACY_NS = 2_000_000_000
+
+StatKey = tuple[str, int, int, int, int]
+
+
+def stat_key(path: str | os.PathLike[str]) -> StatKey | None:
+    """What the stat memo keys on: absolute path, size, mtime, ctime (ns) and inode."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+class _Packs:
+    """The packs of one settings folder: which content hashes they hold and the stat memo."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "packs"
+        self.seen: set[str] = set()
+        self.arrays: dict[str, np.ndarray] = {}
+        self.where: dict[str, tuple[str, int, int, int]] = {}
+        self.memo: dict[StatKey, str] = {}
+        self.refreshed = False
+
+    def refresh(self) -> None:
+        """Read the index of every pack not read yet (others' packs included)."""
+        self.refreshed = True
+        if not self.root.is_dir():
+            return
+        for idx in self.root.glob("*.json"):
+            if idx.stem in self.seen:
+                continue
+            try:
+                meta = json.loads(idx.read_text())
+                arr = np.load(self.root / f"{idx.stem}.npy", mmap_mode="r", allow_pickle=False)
+                if arr.dtype != np.float32 or arr.ndim != 1:
+                    raise ValueError("not a float32 vector")
+                entries = [(str(d), int(o), int(r), int(c)) for d, o, r, c in meta["entries"]]
+                if any(o < 0 or o + r * c > arr.shape[0] for _, o, r, c in entries):
+                    raise ValueError("entry beyond the data")
+                stats = [(str(p), int(a), int(b), int(c), int(i), str(d)) for p, a, b, c, i, d in meta["stats"]]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("ignoring unreadable feature pack %s: %s", idx, exc)
+                continue
+            self.seen.add(idx.stem)
+            self.arrays[idx.stem] = np.asarray(arr)  # a plain view of the mapping: slicing a memmap is slow
+            for d, o, r, c in entries:
+                self.where[d] = (idx.stem, o, r, c)
+            for *key, d in stats:
+                self.memo[tuple(key)] = d  # type: ignore[index]
+
+    def get(self, digest: str) -> np.ndarray | None:
+        if not self.refreshed:
+            self.refresh()
+        loc = self.where.get(digest)
+        if loc is None:
+            return None
+        pid, off, rows, cols = loc
+        return np.array(self.arrays[pid][off:off + rows * cols]).reshape(rows, cols)
+
+    def write(self, feats: dict[str, np.ndarray], stats: list[tuple[StatKey, str]]) -> None:
+        pid = uuid.uuid4().hex
+        entries, off = [], 0
+        for d, f in feats.items():
+            entries.append([d, off, int(f.shape[0]), int(f.shape[1])])
+            off += f.size
+        data = np.concatenate([f.ravel() for f in feats.values()]) if feats else np.zeros(0, np.float32)
+        buf = io.BytesIO()
+        np.save(buf, data.astype(np.float32, copy=False), allow_pickle=False)
+        index = {"entries": entries, "stats": [[*k, d] for k, d in stats]}
+        try:  # the index last: a pack without one is never read
+            atomic_write_bytes(self.root / f"{pid}.npy", buf.getvalue(), durable=False)
+            atomic_write_bytes(self.root / f"{pid}.json", json.dumps(index).encode(), durable=False)
+        except OSError as exc:  # a read-only cache must not break extraction
+            log.warning("cannot write feature pack in %s: %s", self.root, exc)
 
 
 def default_cache_dir() -> Path:
@@ -67,6 +158,7 @@ class FeatureExtractor:
         else:
             root = default_cache_dir() if cache_dir in (None, True) else Path(cache_dir)  # type: ignore[arg-type]
             self.cache_root = root / settings_key(cfg)
+        self.packs = _Packs(self.cache_root) if self.cache_root is not None else None
 
     # -- one clip ---------------------------------------------------------------------------
     def from_signal(self, y: np.ndarray, sr: int, *, name: str = "signal") -> np.ndarray:
@@ -81,7 +173,10 @@ class FeatureExtractor:
 
     def from_file(self, path: str | os.PathLike[str]) -> np.ndarray:
         """Features of one file, from the cache when its content was seen before."""
-        path = Path(path)
+        return self._from_file(Path(path), write_entry=True)[0]
+
+    def _from_file(self, path: Path, *, write_entry: bool) -> tuple[np.ndarray, str, bool]:
+        """``(features, content hash, computed)``; ``write_entry=False`` leaves caching to a pack."""
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -91,10 +186,14 @@ class FeatureExtractor:
         if not data:
             raise AudioError(f"{path}: empty file")
         digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        if self.packs is not None:
+            packed = self.packs.get(digest)
+            if packed is not None:
+                return packed, digest, False
         cpath = self._cache_path(digest)
         if cpath is not None and cpath.is_file():
             try:
-                return np.load(cpath, allow_pickle=False)
+                return np.load(cpath, allow_pickle=False), digest, False
             except (OSError, ValueError):
                 log.warning("ignoring unreadable cache entry %s", cpath)
         try:
@@ -102,14 +201,14 @@ class FeatureExtractor:
         except Exception as exc:
             raise AudioError(f"{path}: cannot decode audio ({exc})") from None
         feat = self.from_signal(signal, int(sr), name=str(path))
-        if cpath is not None:
+        if cpath is not None and write_entry:
             buf = io.BytesIO()
             np.save(buf, feat, allow_pickle=False)
             try:
                 atomic_write_bytes(cpath, buf.getvalue(), durable=False)
             except OSError as exc:  # a read-only cache must not break extraction
                 log.warning("cannot write feature cache %s: %s", cpath, exc)
-        return feat
+        return feat, digest, True
 
     # -- many clips -------------------------------------------------------------------------
     def from_files(
@@ -125,23 +224,51 @@ class FeatureExtractor:
         returned error list; otherwise the first bad clip raises :class:`AudioError`.
         """
 
-        def one(p: str | os.PathLike[str]) -> np.ndarray | str:
+        pack = self.packs is not None and len(paths) >= PACK_MIN
+        keys: list[StatKey | None] = [None] * len(paths)
+        found: dict[int, np.ndarray] = {}
+        if pack:
+            assert self.packs is not None
+            self.packs.refresh()
+            for k, p in enumerate(paths):
+                keys[k] = key = stat_key(p)
+                digest = self.packs.memo.get(key) if key is not None else None
+                feat = self.packs.get(digest) if digest is not None else None
+                if feat is not None:
+                    found[k] = feat
+        hashed_at = time.time_ns()
+
+        def one(k: int) -> tuple[np.ndarray, str, bool] | str:
             try:
-                return self.from_file(p)
+                return self._from_file(Path(paths[k]), write_entry=not pack)
             except AudioError as exc:
                 if not skip_errors:
                     raise
                 return str(exc)
 
-        out: list[np.ndarray | None] = []
+        todo = [k for k in range(len(paths)) if k not in found]
+        out: list[np.ndarray | None] = [None] * len(paths)
         errors: list[tuple[str, str]] = []
+        new_feats: dict[str, np.ndarray] = {}
+        new_stats: list[tuple[StatKey, str]] = []
+        for k, feat in found.items():
+            out[k] = feat
+            if progress is not None:
+                progress(1)
         with ThreadPoolExecutor(self.workers) as pool:
-            for p, res in zip(paths, pool.map(one, paths)):
+            for k, res in zip(todo, pool.map(one, todo)):
                 if isinstance(res, str):
-                    out.append(None)
-                    errors.append((str(p), res))
+                    errors.append((str(paths[k]), res))
                 else:
-                    out.append(res)
+                    out[k], digest, computed = res
+                    if computed:
+                        new_feats[digest] = res[0]
+                    key = keys[k]
+                    if pack and key is not None and key[3] < hashed_at - RACY_NS:
+                        new_stats.append((key, digest))
                 if progress is not None:
                     progress(1)
+        if pack and (new_feats or new_stats):
+            assert self.packs is not None
+            self.packs.write(new_feats, new_stats)
         return out, errors
