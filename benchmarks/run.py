@@ -93,7 +93,8 @@ def render(results: dict[str, dict], command: str) -> str:
              sorted({r["protocol"] for r in rows} - set(PUBLIC))
     lines = ["# Benchmark results", "",
              f"Produced by `{command}` on this project's 2-core CPU machine (no GPU). Each run trains on the protocol's",
-             "`train.csv` only (15 % of it held out for the threshold), then scores every trial of `trials.txt`.",
+             "`train.csv` only (15 % of it held out for the threshold; 25 % for the tutorial preset, as its Keras",
+             "`validation_split`), then scores every trial of `trials.txt`.",
              "Accuracy is at the threshold stored with the model (chosen on training data).",
              "Training seconds are end to end with a cold feature cache (decoding included); `clips/s cold` decodes,",
              "featurises and embeds each test clip; `clips/s net` is the encoder alone on cached features; peak RSS is",

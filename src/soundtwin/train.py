@@ -159,6 +159,10 @@ class _Trainer:
         self.loss = build_loss(cfg, len(data.classes)) if k == 1 else \
             torch.nn.ModuleList([build_loss(cfg, len(data.classes)) for _ in range(k)])
         self.params = list(self.encoder.parameters()) + list(self.loss.parameters())
+        self.members = k if k > 1 else 0
+        # gradients are clipped per member, so one member's large step does not shrink another's
+        self.clip_groups = [self.params] if k == 1 else \
+            [list(e.parameters()) + list(f.parameters()) for e, f in zip(self.encoder.members, self.loss, strict=True)]
         self.opt = build_optimizer(cfg, self.params)
         self.fps = _frames_per_second(cfg)
         # An epoch sees all training audio about once: a long clip contributes several crops.
@@ -233,7 +237,14 @@ class _Trainer:
                        for k in range(0, len(ii), bs)]
         else:
             make = self._balanced if cfg.train.sampler == "balanced" else self._bucketed
-            batches = [(b, None, None) for b in make(rng)]
+            if self.members:
+                # each member draws its own batches and crops, as separately seeded runs would:
+                # members fed the same batches end up too alike to gain from averaging
+                rngs = [rng] + [np.random.default_rng([cfg.train.seed, epoch, k]) for k in range(1, self.members)]
+                per_member = [make(r) for r in rngs]
+                batches = [(tuple(pm[t] for pm in per_member), None, None) for t in range(min(map(len, per_member)))]
+            else:
+                batches = [(b, None, None) for b in make(rng)]
         losses = []
         for a, b, y in batches:
             for g in self.opt.param_groups:
@@ -250,20 +261,24 @@ class _Trainer:
                     e = self.encoder(torch.cat([xa, xb]), torch.cat([la, lb]))
                     ea, eb = e[: len(a)], e[len(a):]
                 loss = self.loss(ea, eb, torch.from_numpy(y))
+            elif self.members:
+                if min(map(len, a)) < 2:
+                    continue
+                parts = []
+                for k, (idx, enc, f) in enumerate(zip(a, self.encoder.members, self.loss, strict=True)):
+                    x, lengths = self._batch(idx, rngs[k], fixed)
+                    parts.append(f(enc(x, lengths), torch.from_numpy(self.data.labels[idx])))
+                loss = sum(parts) / len(parts)
             else:
                 if len(a) < 2:
                     continue
                 x, lengths = self._batch(a, rng, fixed)
-                y_t = torch.from_numpy(self.data.labels[a])
-                if isinstance(self.loss, torch.nn.ModuleList):
-                    embs = self.encoder.member_embeddings(x, lengths)
-                    loss = sum(f(e, y_t) for f, e in zip(self.loss, embs)) / len(embs)
-                else:
-                    loss = self.loss(self.encoder(x, lengths), y_t)
+                loss = self.loss(self.encoder(x, lengths), torch.from_numpy(self.data.labels[a]))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.train.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.params, cfg.train.grad_clip)
+                for group in self.clip_groups:
+                    torch.nn.utils.clip_grad_norm_(group, cfg.train.grad_clip)
             self.opt.step()
             self.global_step += 1
             losses.append(float(loss.detach()))
