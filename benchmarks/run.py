@@ -133,60 +133,73 @@ def _table(rows: list[dict], cols: list[tuple[str, str]]) -> list[str]:
     return out
 
 
+def _section(title: str, text: str, rows: list[dict], cols: list[tuple[str, str]]) -> list[str]:
+    return ["", f"## {title}", "", text, "", *_table(rows, cols)]
+
+
 def _app_sections() -> list[str]:
     """Tables from the other benchmark scripts' JSON files, when present."""
     lines: list[str] = []
     f = HERE / "baseline_results.json"
     if f.is_file():
-        lines += ["", "## Untrained reference on every protocol", "",
+        lines += _section("Untrained reference on every protocol",
                   "`python benchmarks/baseline.py`: mean and std of 20 MFCCs per clip, cosine, no learning (the "
-                  "shared benchmarks README's reference, recomputed here so our own protocols have one too).", ""]
-        lines += _table(json.loads(f.read_text()), [("protocol", "protocol"), ("EER", "eer"), ("ROC AUC", "roc_auc")])
+                  "shared benchmarks README's reference, recomputed here so our own protocols have one too).",
+                              json.loads(f.read_text()), [("protocol", "protocol"), ("EER", "eer"), ("ROC AUC", "roc_auc")])
     f = HERE / "features_results.json"
     if f.is_file():
-        lines += ["", "## Feature extraction speed", "",
+        lines += _section("Feature extraction speed",
                   "`python benchmarks/features_bench.py`: the tutorial's `audio2vector` (librosa.load at 22,050 Hz, "
                   "`[::3]`, MFCC, pad) against soundtwin's extractor (2 threads) on the same files in one run; cold = "
-                  "empty cache (decode, resample, features, cache write), warm = served from the cache.", ""]
-        lines += _table(json.loads(f.read_text()), [("files", "files"), ("n", "n"), ("front end", "front_end"),
+                  "empty cache (decode, resample, features, cache write), warm = served from the cache.",
+                              json.loads(f.read_text()), [("files", "files"), ("n", "n"), ("front end", "front_end"),
                         ("tutorial clips/s", "tutorial_audio2vector_clips_per_s"), ("cold clips/s", "cold_clips_per_s"),
                         ("warm clips/s", "warm_clips_per_s"), ("cold ratio", "cold_ratio"), ("warm ratio", "warm_ratio")])
     f = HERE / "apps_results.json"
     apps = json.loads(f.read_text()) if f.is_file() else {}
     if "fewshot" in apps:
-        lines += ["", "## Few-shot accuracy", "",
+        lines += _section("Few-shot accuracy",
                   "`python benchmarks/apps.py fewshot`: the default model of each protocol, N-way K-shot episodes drawn "
                   "from the protocol's `test.csv` (unseen speakers for fsdd-digits, unseen words for fsdd-speakers), "
                   "5 queries per class, mean accuracy with its 95 % confidence half-width; `scoring` is how a class "
-                  "is scored (mean embedding, best exemplar, mean of the 3 best).", ""]
-        lines += _table(apps["fewshot"], [("protocol", "protocol"), ("ways", "ways"), ("shots", "shots"),
+                  "is scored (mean embedding, best exemplar, mean of the 3 best).",
+                              apps["fewshot"], [("protocol", "protocol"), ("ways", "ways"), ("shots", "shots"),
                         ("scoring", "scoring"), ("episodes", "episodes"), ("accuracy", "accuracy"), ("95% CI +/-", "ci95")])
     if "scan" in apps:
-        lines += ["", "## Scanning a long recording", "",
+        lines += _section("Scanning a long recording",
                   "`python benchmarks/apps.py scan`: fsdd-digits test clips (unseen speakers) planted in one recording, "
                   "1-3 s of low noise between them, plus cat and dog excerpts as distractors; the gallery holds 5 other "
                   "clips of each digit. Recall = planted clips overlapped by a segment of the right label; false alarms "
-                  "= segments over gaps or distractors only.", ""]
-        lines += _table(apps["scan"], [("recording s", "recording_s"), ("planted", "planted"),
+                  "= segments over gaps or distractors only.",
+                              apps["scan"], [("recording s", "recording_s"), ("planted", "planted"),
                         ("distractors", "distractors"), ("window s", "window_s"), ("hop s", "hop_s"),
                         ("wall s", "scan_wall_s"), ("x real time", "x_realtime"), ("recall", "recall"),
                         ("segments", "segments"), ("false alarms", "false_alarms_in_gaps_or_distractors"),
                         ("wrong-label segments", "wrong_label_segments")])
     if "load" in apps:
-        lines += ["", "## HTTP service under load", "",
+        lines += _section("HTTP service under load",
                   "`python benchmarks/apps.py load`: `soundtwin serve` on loopback (fsdd-digits default model), 16 "
                   "concurrent clients posting `/compare` with two 1-2 s real recordings each, bounded in requests and "
-                  "time; latency is per request, end to end.", ""]
-        lines += _table(apps["load"], [("runtime", "runtime"), ("clients", "clients"), ("requests", "requests"),
+                  "time; latency is per request, end to end.",
+                              apps["load"], [("runtime", "runtime"), ("clients", "clients"), ("requests", "requests"),
                         ("errors", "errors"), ("throughput req/s", "throughput_rps"), ("p50 ms", "p50_ms"),
                         ("p99 ms", "p99_ms")])
+    f = HERE / "score_norm_results.json"
+    if f.is_file():
+        lines += _section("Score normalisation (AS-norm)",
+                  "`python benchmarks/score_norm.py`: each kept default model (seed 0) scores its protocol's trials "
+                  "by raw cosine and AS-normalised against its own training clips as the cohort (top-k cohort "
+                  "scores of each side); EER.",
+                              json.loads(f.read_text()), [("protocol", "protocol"), ("triplet margin", "margin"),
+                        ("cohort", "cohort"), ("raw cosine", "raw")] +
+                        [(f"AS-norm top {k}", f"asnorm_{k}") for k in (50, 200, 1000)])
     f = HERE / "index_results.json"
     if f.is_file():
-        lines += ["", "## Gallery search at scale", "",
+        lines += _section("Gallery search at scale",
                   "`python benchmarks/index_bench.py`: 1,000,000 synthetic unit embeddings (128-d, 20,000 classes, "
                   "same-class cosine about 0.64), 500 queries that are new draws of enrolled classes; recall@5 "
-                  "against exact search; single = one query at a time, as a service answers.", ""]
-        lines += _table(json.loads(f.read_text()), [("index", "index"), ("n", "n"), ("build s", "build_s"),
+                  "against exact search; single = one query at a time, as a service answers.",
+                              json.loads(f.read_text()), [("index", "index"), ("n", "n"), ("build s", "build_s"),
                         ("index MB", "index_mb"), ("query ms (single)", "query_ms_single"),
                         ("query ms (batched)", "query_ms_batched"), ("recall@5", "recall_at_5")])
     return lines

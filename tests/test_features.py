@@ -112,6 +112,26 @@ def test_batches_are_packed_and_served_by_stat_without_reading(tmp_path, batch_f
     assert len(list((tmp_path / "c").rglob("packs/*.json"))) == 1  # nothing new to write
 
 
+def test_served_features_are_read_only_so_a_caller_cannot_corrupt_the_cache(tmp_path, batch_files, monkeypatch):
+    import soundtwin.extract as ex_mod
+
+    monkeypatch.setattr(ex_mod, "RACY_NS", 0)
+    cfg = FeatureConfig()
+    cold, _ = FeatureExtractor(cfg, cache_dir=tmp_path / "c").from_files(batch_files)
+    ex = FeatureExtractor(cfg, cache_dir=tmp_path / "c")
+    warm, _ = ex.from_files(batch_files)  # served from the pack, read whole
+    single = ex.from_file(batch_files[0])  # served from the same pack
+    for f in (warm[0], single):
+        with pytest.raises(ValueError, match="read-only"):
+            f += 1.0
+    np.testing.assert_array_equal(ex.from_files(batch_files)[0][0], cold[0])
+    # and a model embeds them as it embeds fresh ones
+    from soundtwin.verifier import pad_batch
+
+    x, lengths = pad_batch(warm[:3])
+    np.testing.assert_array_equal(x[0, :, : lengths[0]].numpy(), cold[0])
+
+
 def test_packed_cache_is_never_stale(tmp_path, batch_files):
     cfg = FeatureConfig()
     ex = FeatureExtractor(cfg, cache_dir=tmp_path / "c")

@@ -37,10 +37,10 @@ FORMAT_VERSION = 1
 def pad_batch(feats: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero-pad ``(n_features, T_i)`` matrices to ``(batch, n_features, max T)``; also return lengths."""
     lengths = torch.tensor([f.shape[-1] for f in feats], dtype=torch.long)
-    out = torch.zeros(len(feats), feats[0].shape[0], int(lengths.max()))
-    for k, f in enumerate(feats):
-        out[k, :, : f.shape[-1]] = torch.from_numpy(f)
-    return out, lengths
+    out = np.zeros((len(feats), feats[0].shape[0], int(lengths.max())), dtype=np.float32)
+    for k, f in enumerate(feats):  # features served from the cache are read-only views: copied here
+        out[k, :, : f.shape[-1]] = f
+    return torch.from_numpy(out), lengths
 
 
 def embed_feature_list(encoder: nn.Module, feats: Sequence[np.ndarray], *, normalize: bool,
