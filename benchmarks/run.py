@@ -216,6 +216,7 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=HERE / "results.json")
     ap.add_argument("--keep", type=Path, help="copy each trained model to KEEP/<protocol>-<preset>")
     ap.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from the JSON files")
+    ap.add_argument("--skip-done", action="store_true", help="skip runs already recorded in the results file")
     args = ap.parse_args()
     if args.render:
         write_results(json.loads(args.results.read_text()))
@@ -228,6 +229,9 @@ def main() -> None:
         for preset in args.presets.split(","):
             seeds = args.tutorial_seeds if preset == "tutorial" else args.default_seeds
             for seed in range(seeds):
+                done = key({"protocol": protocol, "preset": preset, "seed": seed, "overrides": args.overrides})
+                if args.skip_done and done in results:
+                    continue
                 cmd = [sys.executable, __file__, "--one", protocol, preset, str(seed)]
                 for o in args.overrides:
                     cmd += ["--set", o]

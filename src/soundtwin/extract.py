@@ -280,21 +280,22 @@ class FeatureExtractor:
             out[k] = feat
             if progress is not None:
                 progress(1)
-        # Clips are spread over our own threads; numpy's BLAS spawning threads of its own for each
-        # clip's small mel matmul oversubscribes the cores (4-6x slower when they are busy).
-        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(self.workers) as pool:
-            for k, res in zip(todo, pool.map(one, todo)):
-                if isinstance(res, str):
-                    errors.append((str(paths[k]), res))
-                else:
-                    out[k], digest, computed = res
-                    if computed:
-                        new_feats[digest] = res[0]
-                    key = keys[k]
-                    if pack and key is not None and key[3] < hashed_at - RACY_NS:
-                        new_stats.append((key, digest))
-                if progress is not None:
-                    progress(1)
+        if todo:  # (a fully warm batch skips the pool and the BLAS limit, which costs a library scan)
+            # Clips are spread over our own threads; numpy's BLAS spawning threads of its own for each
+            # clip's small mel matmul oversubscribes the cores (4-6x slower when they are busy).
+            with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(self.workers) as pool:
+                for k, res in zip(todo, pool.map(one, todo)):
+                    if isinstance(res, str):
+                        errors.append((str(paths[k]), res))
+                    else:
+                        out[k], digest, computed = res
+                        if computed:
+                            new_feats[digest] = res[0]
+                        key = keys[k]
+                        if pack and key is not None and key[3] < hashed_at - RACY_NS:
+                            new_stats.append((key, digest))
+                    if progress is not None:
+                        progress(1)
         if packs is not None and (new_feats or new_stats):
             packs.write(new_feats, new_stats)
         return out, errors
