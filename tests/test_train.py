@@ -215,3 +215,54 @@ def test_tutorial_pairs_are_drawn_once_and_reshuffled(fixed):
     as_set = [set(zip(*map(list, p))) for p in (p1, p2)]
     assert (as_set[0] == as_set[1]) is fixed and not np.array_equal(p1[0], p2[0])
     assert p1[2].mean() == 0.5  # balanced genuine / impostor either way
+
+
+def test_contrastive_distance_gradient_is_nan_at_zero_only_without_a_floor():
+    import torch
+
+    from soundtwin.losses import ContrastiveLoss
+
+    for eps, finite in ((0.0, False), (1e-7, True)):
+        a = torch.tensor([[0.5, 1.0], [0.2, 0.3]], requires_grad=True)
+        b = a.detach().clone()  # the first row of each pair coincides with its partner
+        b[1] += 1.0
+        ContrastiveLoss(1.0, eps)(a, b, torch.tensor([1.0, 0.0])).backward()
+        assert bool(torch.isfinite(a.grad).all()) is finite
+
+
+@pytest.fixture(scope="module")
+def twin_copies(tmp_path_factory):
+    """Two classes whose clips are exact copies of one another: every genuine pair has distance 0."""
+    import shutil
+
+    from soundtwin.synth import write_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("twins")
+    for path, label in write_synthetic_dataset(root / "src", ["whistle", "hum"], 1, seed=3, min_s=0.5, max_s=0.6):
+        (root / "data" / label).mkdir(parents=True)
+        for k in range(8):
+            shutil.copy(path, root / "data" / label / f"{k}.wav")
+    return root / "data"
+
+
+def test_tutorial_distance_divergence_stops_training_and_keeps_a_usable_model(twin_copies, tmp_path):
+    from typer.testing import CliRunner
+
+    from soundtwin.cli import app
+
+    # without dropout two copies of a clip embed identically, so the first genuine pair's gradient is NaN
+    r = CliRunner().invoke(app, ["train", str(twin_copies), "--out", str(tmp_path / "t"), "--preset", "tutorial",
+                                 "--set", "model.dropout=0", "--cache", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    assert "training diverged: the gradient became non-finite at epoch 1, step 1" in r.output
+    assert "loss.distance_eps" in r.output
+    meta = json.loads((tmp_path / "t" / "meta.json").read_text())
+    assert meta["diverged"] == {"epoch": 1, "step": 1} and not meta["complete"]
+    v = Verifier.load(tmp_path / "t")
+    clips = sorted(twin_copies.rglob("*.wav"))
+    assert np.isfinite(v.embed(clips[:2])).all() and np.isfinite(v.threshold)
+    # with a floor under the distance the same data trains to the end
+    res = train(twin_copies, tmp_path / "f", load_config("tutorial", overrides=["loss.distance_eps=1e-7", "model.dropout=0",
+                                                                               "train.epochs=2"]),
+                cache_dir=tmp_path / "c")
+    assert res.diverged is None and len(res.history) == 2

@@ -107,6 +107,11 @@ def train(
         typer.echo(f"skipped: {msg}", err=True)
     if res.skipped:
         typer.echo(f"skipped {len(res.skipped)} unreadable clip(s)", err=True)
+    if res.diverged is not None:
+        hint = " (loss.distance_eps=0, the tutorial's exact distance, has an infinite gradient where two " \
+               "embeddings coincide; set it > 0 to avoid this)" if res.verifier.cfg.loss.uses_pairs and not res.verifier.cfg.loss.distance_eps else ""
+        typer.echo(f"training diverged: {res.diverged}{hint}; stopped there and kept the weights of the step "
+                   f"before", err=True)
     v = res.verifier
     if plot is not None:
         from .io import atomic_write_bytes

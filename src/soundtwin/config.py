@@ -103,10 +103,14 @@ class LossConfig:
     margin: float = 0.3  # triplet: 0.1-0.4 measured, 0.3 best over the three public protocols (RESULTS.md)
     scale: float = 30.0
     sub_centers: int = 3
+    # contrastive: floor under the squared distance before its square root. 0 is the tutorial's exact
+    # formula, whose gradient is infinite (NaN) where two embeddings coincide: training can diverge.
+    distance_eps: float = 1e-7
 
     def __post_init__(self) -> None:
         _choice("loss.name", self.name, ("contrastive", "triplet", "aam", "subcenter_aam"))
         _positive("loss.margin", self.margin, allow_zero=True)
+        _positive("loss.distance_eps", self.distance_eps, allow_zero=True)
         _positive("loss.scale", self.scale)
         _positive("loss.sub_centers", self.sub_centers)
 
@@ -209,7 +213,7 @@ PRESETS: dict[str, ExperimentConfig] = {
                                hop_length=512, n_mels=128, n_mfcc=20, fmin=0.0, max_frames=400, decimate=3),
         model=ModelConfig(name="mlp", embedding_dim=128, hidden=128, layers=3, dropout=0.1, distance="euclidean",
                           dilation=1, spectral_shape=False),
-        loss=LossConfig(name="contrastive", margin=1.0),
+        loss=LossConfig(name="contrastive", margin=1.0, distance_eps=0.0),  # K.sqrt(K.sum(K.square(x - y)))
         train=TrainConfig(epochs=13, batch_size=128, optimizer="rmsprop", lr=1e-3, scheduler="none",
                           grad_clip=0.0, crop_min_s=1.0, crop_max_s=1.0, crop_candidates=1,
                           fixed_pairs=True, val_fraction=0.25),  # Keras validation_split=.25

@@ -80,6 +80,20 @@ class TrainResult:
     skipped: list[tuple[str, str]]
     seconds: float
     interrupted: bool = False
+    diverged: Diverged | None = None  # training stopped early: a step's gradient was not finite
+
+
+class Diverged(Exception):
+    """A training step's gradient was NaN or infinite (``epoch`` and ``step`` count from 1)."""
+
+    def __init__(self, epoch: int, step: int):
+        super().__init__(f"the gradient became non-finite at epoch {epoch}, step {step}")
+        self.epoch, self.step = epoch, step
+
+
+def _finite_grads(params: list[torch.nn.Parameter]) -> bool:
+    sums = [p.grad.sum() for p in params if p.grad is not None]  # NaN or inf anywhere makes its sum so
+    return not sums or bool(torch.isfinite(torch.stack(sums)).all())
 
 
 def lr_at(step: int, total: int, base: float, schedule: str) -> float:
@@ -276,6 +290,8 @@ class _Trainer:
                 loss = self.loss(self.encoder(x, lengths), torch.from_numpy(self.data.labels[a]))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            if not _finite_grads(self.params):  # stop before the step would make every weight NaN
+                raise Diverged(epoch + 1, len(losses) + 1)
             if cfg.train.grad_clip:
                 for group in self.clip_groups:
                     torch.nn.utils.clip_grad_norm_(group, cfg.train.grad_clip)
@@ -383,17 +399,21 @@ def train(
     base_meta = {"classes": lf.classes, "n_train_clips": int(len(train_idx)), "n_heldout_clips": int(len(held_idx)),
                  "skipped_clips": len(lf.skipped), "epochs": cfg.train.epochs, "data": str(data)}
 
-    def save(epoch: int, interrupted: bool, heldout: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    def save(epoch: int, interrupted: bool, heldout: tuple[np.ndarray, np.ndarray] | None = None,
+             diverged: Diverged | None = None) -> None:
         scores, labels = heldout if heldout is not None else tr.heldout_scores(cfg.train.seed)
         verifier.calibrate(scores, labels)
         verifier.save(out_dir, extra={"train_state.safetensors": tr.state_bytes(),
                                       "calibration.npz": verifier.calibration_npz(scores, labels)},
                       meta_updates={**base_meta, "epoch": epoch, "interrupted": interrupted,
                                     "complete": epoch >= cfg.train.epochs and not interrupted,
+                                    "diverged": None if diverged is None else
+                                    {"epoch": diverged.epoch, "step": diverged.step},
                                     "history": [asdict(h) for h in history],
                                     "training_seconds": round(time.perf_counter() - t0, 2)})
 
     epoch = start_epoch
+    diverged: Diverged | None = None
     try:
         for epoch in range(start_epoch, cfg.train.epochs):
             te = time.perf_counter()
@@ -407,8 +427,13 @@ def train(
                 on_epoch(history[-1])
         if start_epoch >= cfg.train.epochs:  # nothing left to run: still leave a calibrated model
             save(cfg.train.epochs, False)
+    except Diverged as exc:
+        # Keras would apply the NaN step and carry on with a model that scores every pair alike;
+        # we keep the weights of the last finite step, calibrated, and say so.
+        diverged = exc
+        save(len(history), False, diverged=exc)
     except KeyboardInterrupt:
         if tr.global_step > 0:
             save(len(history), True)
         raise
-    return TrainResult(out_dir, verifier, history, lf.skipped, time.perf_counter() - t0)
+    return TrainResult(out_dir, verifier, history, lf.skipped, time.perf_counter() - t0, diverged=diverged)
