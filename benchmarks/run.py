@@ -76,6 +76,7 @@ def run_one(protocol: str, preset: str, seed: int, overrides: list[str], keep: P
             "test_clips": len(uniq), "median_frames": int(np.median(durations)),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "trials": int(m.n_trials), "when": time.strftime("%Y-%m-%d %H:%M"),
+            "diverged": v.meta.get("diverged"),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -83,6 +84,12 @@ def run_one(protocol: str, preset: str, seed: int, overrides: list[str], keep: P
 
 def key(r: dict) -> str:
     return f"{r['protocol']}|{r['preset']}|{r['seed']}|{' '.join(r.get('overrides', []))}"
+
+
+def diverged(rs: list[dict]) -> str:
+    """How many of these runs stopped at a non-finite gradient, and in which epochs."""
+    ds = [r["diverged"] for r in rs if r.get("diverged")]
+    return f"{len(ds)}/{len(rs)} (epoch {', '.join(str(d['epoch']) for d in ds)})" if ds else f"0/{len(rs)}"
 
 
 def render(results: dict[str, dict], command: str) -> str:
@@ -98,10 +105,11 @@ def render(results: dict[str, dict], command: str) -> str:
              "Accuracy is at the threshold stored with the model (chosen on training data).",
              "Training seconds are end to end with a cold feature cache (decoding included); `clips/s cold` decodes,",
              "featurises and embeds each test clip; `clips/s net` is the encoder alone on cached features; peak RSS is",
-             "the whole process's. Rows with several seeds show the mean (and the range of EER).", ""]
+             "the whole process's. Rows with several seeds show the mean (and the range of EER). `diverged`: runs",
+             "stopped by a non-finite gradient (the tutorial's exact distance), which keep their last finite weights.", ""]
     lines += ["| protocol | preset | seeds | EER | EER range | ROC AUC | minDCF | accuracy @ stored thr. | train s | "
-              "clips/s cold | clips/s net | peak RSS MB | tutorial ref. EER |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "clips/s cold | clips/s net | peak RSS MB | tutorial ref. EER | diverged |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in protos:
         for preset in ("tutorial", "default"):
             rs = [r for r in rows if r["protocol"] == p and r["preset"] == preset and not r.get("overrides")]
@@ -115,7 +123,8 @@ def render(results: dict[str, dict], command: str) -> str:
             lines.append(f"| {p} | {preset} | {len(rs)} | {mean('eer'):.3f} | {min(eers):.3f}-{max(eers):.3f} | "
                          f"{mean('roc_auc'):.3f} | {mean('min_dcf'):.3f} | {mean('accuracy'):.3f} | "
                          f"{mean('train_seconds'):.0f} | {mean('clips_per_s_cold'):.0f} | {mean('clips_per_s_net'):.0f} | "
-                         f"{max(r['peak_rss_mb'] for r in rs):.0f} | {'' if ref is None else f'{ref:.3f}'} |")
+                         f"{max(r['peak_rss_mb'] for r in rs):.0f} | {'' if ref is None else f'{ref:.3f}'} | "
+                         f"{diverged(rs)} |")
     lines += _app_sections()
     extra = [r for r in rows if r.get("overrides")]
     if extra:
