@@ -138,8 +138,13 @@ def render(results: dict[str, dict], command: str) -> str:
 def _table(rows: list[dict], cols: list[tuple[str, str]]) -> list[str]:
     out = ["| " + " | ".join(h for h, _ in cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        out.append("| " + " | ".join(str(r.get(k, "")) for _, k in cols) + " |")
+        out.append("| " + " | ".join(_cell(r.get(k, "")) for _, k in cols) + " |")
     return out
+
+
+def _cell(v) -> str:
+    """A float to at most 4 decimals (0.9234000000000001 -> 0.9234; 46423.8 stays), anything else as is."""
+    return f"{v:.4f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
 
 
 def _section(title: str, text: str, rows: list[dict], cols: list[tuple[str, str]]) -> list[str]:
