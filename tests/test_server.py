@@ -104,3 +104,28 @@ def test_concurrent_enrollment_is_serialised(client, synth_data):
         codes = list(pool.map(enroll, range(12)))
     assert codes == [200] * 12
     assert client.get("/gallery").json()["classes"] == {"c0": 4, "c1": 4, "c2": 4}
+
+
+def test_serve_runs_each_request_on_one_math_thread(trained, monkeypatch):
+    """Requests run side by side; each one's BLAS and torch pools must not also spread over every core."""
+    import torch
+    import uvicorn
+    from threadpoolctl import threadpool_info, threadpool_limits
+    from typer.testing import CliRunner
+
+    from soundtwin.cli import app
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app_, **kw: started.append(kw["port"]))
+    before_torch = torch.get_num_threads()
+    with threadpool_limits(None):  # restores the BLAS pools when the test ends
+        try:
+            torch.set_num_threads(2)
+            result = CliRunner().invoke(app, ["serve", str(trained[0]), "--port", "8123"])
+            assert result.exit_code == 0, result.output
+            assert started == [8123]
+            assert torch.get_num_threads() == 1
+            blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+            assert blas and all(n == 1 for n in blas)
+        finally:
+            torch.set_num_threads(before_torch)

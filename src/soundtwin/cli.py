@@ -428,6 +428,21 @@ def fewshot_cmd(
                f"{r.episodes} episodes, {r.queries_per_class} queries/class, {r.scoring} scoring)")
 
 
+def limit_math_threads(n: int, *, torch_too: bool) -> None:
+    """Cap numpy's BLAS (and torch's intra-op pool) at ``n`` threads for the rest of the process.
+
+    A server runs requests side by side; letting each one's matrix products spread over every core as
+    well oversubscribes them: under 16 concurrent clients on 2 cores this halved throughput
+    (benchmarks/RESULTS.md, "HTTP service under load")."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n, user_api="blas")
+    if torch_too:
+        import torch
+
+        torch.set_num_threads(n)
+
+
 @app.command()
 @handles_errors
 def serve(
@@ -438,6 +453,7 @@ def serve(
     max_bytes: Annotated[int, typer.Option(help="Largest accepted upload in bytes.")] = 10 * 1024 * 1024,
     max_seconds: Annotated[float, typer.Option(help="Longest accepted clip in seconds.")] = 30.0,
     runtime: Annotated[str, typer.Option(help="torch or onnx.")] = "torch",
+    threads_per_request: Annotated[int, typer.Option(min=1, help="Math threads each request may use (requests already run in parallel).")] = 1,
 ) -> None:
     """Serve the model over HTTP with a web page at / (needs the 'server' extra)."""
     try:
@@ -448,6 +464,7 @@ def serve(
         raise SoundtwinError(f"the server needs the 'server' extra: pip install 'soundtwin[server]' ({exc.name} missing)") from None
     if runtime not in ("torch", "onnx"):
         raise SoundtwinError(f"--runtime must be torch or onnx, got {runtime!r}")
+    limit_math_threads(threads_per_request, torch_too=runtime == "torch")
     app_ = create_app(model, gallery, max_bytes=max_bytes, max_seconds=max_seconds, runtime=runtime)
     typer.echo(f"serving {model} on http://{host}:{port}/ (docs at /docs)")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
