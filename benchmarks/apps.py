@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from soundtwin.io import atomic_write_text
+
 HERE = Path(__file__).resolve().parent
 MODELS = HERE / "work" / "models"
 OUT = HERE / "apps_results.json"
@@ -34,9 +36,7 @@ SHARED = Path(os.environ.get("SOUNDTWIN_SHARED", HERE.parent.parent / "shared"))
 def save(section: str, rows) -> None:  # type: ignore[no-untyped-def]
     data = json.loads(OUT.read_text()) if OUT.is_file() else {}
     data[section] = rows
-    tmp = OUT.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, OUT)
+    atomic_write_text(OUT, json.dumps(data, indent=1) + "\n")
 
 
 def fewshot_bench(episodes: int) -> None:

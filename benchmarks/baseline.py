@@ -12,12 +12,12 @@ from pathlib import Path
 
 import librosa
 import numpy as np
+from run import PUBLIC, own_protocols, protocol_dir
 
 from soundtwin.audio import load_audio
 from soundtwin.evaluate import read_trials
+from soundtwin.io import atomic_write_text
 from soundtwin.metrics import eer, roc_auc
-
-from run import PUBLIC, own_protocols, protocol_dir
 
 HERE = Path(__file__).resolve().parent
 
@@ -38,7 +38,7 @@ def main() -> None:
         s = np.array([emb[a] @ emb[b] for a, b in zip(t.a, t.b)])
         rows.append({"protocol": p, "eer": round(eer(s, t.labels)[0], 4), "roc_auc": round(roc_auc(s, t.labels), 4)})
         print(rows[-1], flush=True)
-    (HERE / "baseline_results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    atomic_write_text(HERE / "baseline_results.json", json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import numpy as np
 
 from soundtwin.config import PRESETS
 from soundtwin.extract import FeatureExtractor
+from soundtwin.io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("SOUNDTWIN_SHARED", HERE.parent.parent / "shared"))
@@ -69,7 +70,7 @@ def main() -> None:
                          "warm_clips_per_s": round(warm, 1), "cold_ratio": round(cold / tut, 1),
                          "warm_ratio": round(warm / tut, 1)})
             print(rows[-1], flush=True)
-    (HERE / "features_results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    atomic_write_text(HERE / "features_results.json", json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from soundtwin.index import ExactIndex, HNSWIndex, IVFIndex
+from soundtwin.io import atomic_write_text
 
 
 def synthetic(n: int, d: int = 128, classes: int = 20000, spread: float = 0.25, seed: int = 0,
@@ -85,7 +86,7 @@ def main() -> None:
     for n_small in (10_000, 50_000, 200_000):
         if n_small < args.n:
             measure(ExactIndex(x[:n_small]), "exact (numpy)", 0.0, n=n_small)
-    args.out.write_text(json.dumps(rows, indent=1) + "\n")
+    atomic_write_text(args.out, json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

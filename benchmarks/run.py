@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from soundtwin.io import atomic_write_text
+
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("SOUNDTWIN_SHARED", HERE.parent.parent / "shared"))
 PUBLIC = ["catsdogs", "fsdd-digits", "fsdd-speakers"]
@@ -259,9 +261,7 @@ def main() -> None:
                 print(f"{protocol:22s} {preset:9s} seed {seed}  EER {r['eer']:.4f}  AUC {r['roc_auc']:.4f}  "
                       f"minDCF {r['min_dcf']:.4f}  acc {r['accuracy']:.4f}  train {r['train_seconds']:.0f}s  "
                       f"{r['clips_per_s_cold']:.0f} clips/s cold  {r['peak_rss_mb']:.0f} MB", flush=True)
-                tmp = args.results.with_suffix(".tmp")
-                tmp.write_text(json.dumps(results, indent=1, sort_keys=True))
-                os.replace(tmp, args.results)
+                atomic_write_text(args.results, json.dumps(results, indent=1, sort_keys=True))
     write_results(results)
 
 
@@ -271,9 +271,7 @@ def write_results(results: dict[str, dict]) -> None:
     notes = HERE / "RESULTS-notes.md"
     if notes.is_file():
         body += "\n" + notes.read_text()
-    tmp = md.with_suffix(".tmp")
-    tmp.write_text(body)
-    os.replace(tmp, md)
+    atomic_write_text(md, body)
     print(f"wrote {md}")
 
 

@@ -10,25 +10,21 @@ scores its trials raw (cosine) and AS-normalised with the top-k cohort scores of
 
 from __future__ import annotations
 
-import csv
 import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from run import PUBLIC, own_protocols, protocol_dir
 
+from soundtwin.data import discover
 from soundtwin.evaluate import read_trials
+from soundtwin.io import atomic_write_text
 from soundtwin.metrics import eer
 from soundtwin.verifier import Verifier
 
-from run import PUBLIC, own_protocols, protocol_dir
-
 HERE = Path(__file__).resolve().parent
 TOP_K = (50, 200, 1000)
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def main() -> None:
@@ -44,9 +40,8 @@ def main() -> None:
             t = read_trials(pdir / "trials.txt")
             uniq = sorted(set(t.a) | set(t.b))
             ix = {u: i for i, u in enumerate(uniq)}
-            emb = unit(v.embed(uniq))
-            with open(pdir / "train.csv", newline="") as f:
-                cohort = unit(v.embed([str((pdir / r["path"]).resolve()) for r in csv.DictReader(f)]))
+            emb = v.embed(uniq)  # unit length: the default scores by cosine
+            cohort = v.embed([c.path for c in discover(pdir / "train.csv")])
             a = np.array([ix[u] for u in t.a])
             b = np.array([ix[u] for u in t.b])
             raw = (emb[a] * emb[b]).sum(1)
@@ -59,7 +54,7 @@ def main() -> None:
                 row[f"asnorm_{k}"] = round(eer(normed, t.labels)[0], 4)
             rows.append(row)
             print(row, flush=True)
-    (HERE / "score_norm_results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    atomic_write_text(HERE / "score_norm_results.json", json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":
