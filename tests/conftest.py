@@ -20,6 +20,20 @@ def tone(freq: float = 440.0, sr: int = 16000, seconds: float = 0.5, amp: float 
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
+def snapshot(d: Path) -> dict[str, bytes | str]:
+    """Every regular file under ``d`` (by relative path) with its bytes, and every link with its target."""
+    import os
+
+    out: dict[str, bytes | str] = {}
+    for p in sorted(d.rglob("*")):
+        rel = str(p.relative_to(d))
+        if p.is_symlink():
+            out[rel] = "-> " + os.readlink(p)
+        elif p.is_file():
+            out[rel] = p.read_bytes()
+    return out
+
+
 @pytest.fixture
 def wav(tmp_path: Path):
     """Write a signal to a WAV file and return its path."""

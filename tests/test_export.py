@@ -4,6 +4,8 @@ import sys
 
 import numpy as np
 import pytest
+
+from soundtwin.modeldir import seal_meta
 from typer.testing import CliRunner
 
 from soundtwin.cli import app
@@ -60,7 +62,7 @@ def test_onnx_from_another_model_is_refused(exported, trained, tmp_path):
     shutil.copytree(exported, d)
     meta = json.loads((d / "meta.json").read_text())
     meta["fingerprint"] = "0" * 24
-    (d / "meta.json").write_text(json.dumps(meta))
+    (d / "meta.json").write_text(json.dumps(seal_meta(meta)))  # (a well-formed meta of another model)
     with pytest.raises(ModelError, match="exported from another model"):
         OnnxVerifier.load(d)
     (d / "model.onnx").unlink()

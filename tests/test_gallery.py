@@ -11,6 +11,8 @@ from soundtwin.errors import GalleryError
 from soundtwin.fewshot import fewshot, fewshot_embeddings
 from soundtwin.gallery import UNKNOWN, Gallery, class_scores
 from soundtwin.scan import scan
+
+from .conftest import snapshot
 from soundtwin.synth import SR, synth_clip
 
 runner = CliRunner()
@@ -76,7 +78,7 @@ def torch_no_grad():
 
 
 def test_interrupted_enroll_keeps_previous_gallery(gallery, synth_data, monkeypatch):
-    before = {p.name: p.read_bytes() for p in gallery.path.iterdir()}
+    before = snapshot(gallery.path)
     g = Gallery.load(gallery.path)
     g.enroll("hiss", clips_of(synth_data / "train", "hiss"), save=False)
 
@@ -86,7 +88,10 @@ def test_interrupted_enroll_keeps_previous_gallery(gallery, synth_data, monkeypa
     monkeypatch.setattr(np, "save", crash)
     with pytest.raises(KeyboardInterrupt):
         g.save()
-    assert {p.name: p.read_bytes() for p in gallery.path.iterdir()} == before
+    after = snapshot(gallery.path)
+    after.pop(".lock", None)
+    before.pop(".lock", None)
+    assert after == before
     assert not list(gallery.path.parent.glob(".gal.*"))
 
 

@@ -9,7 +9,7 @@ from soundtwin.evaluate import evaluate
 from soundtwin.train import train
 from soundtwin.verifier import Verifier
 
-from .conftest import TINY
+from .conftest import TINY, snapshot
 
 
 def test_tiny_training_run_learns(trained, trials_file):
@@ -73,7 +73,7 @@ def test_failed_run_leaves_previous_model_intact(synth_data, trained, tmp_path, 
 
     target = tmp_path / "model"
     shutil.copytree(trained[0], target)
-    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    before = snapshot(target)
     cfg = load_config("default", overrides=TINY)
     import soundtwin.verifier as vmod
 
@@ -82,8 +82,11 @@ def test_failed_run_leaves_previous_model_intact(synth_data, trained, tmp_path, 
 
     monkeypatch.setattr(vmod.Verifier, "_weights_bytes", crash)
     with pytest.raises(KeyboardInterrupt):
-        train(synth_data / "train", target, cfg, cache_dir=tmp_path / "c")
-    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+        train(synth_data / "train", target, cfg, cache_dir=tmp_path / "c", overwrite=True)
+    after = snapshot(target)
+    after.pop(".lock", None)
+    before.pop(".lock", None)
+    assert after == before
     assert not list(tmp_path.glob(".model.*"))
 
 
@@ -149,6 +152,7 @@ def test_model_from_an_older_version_with_fewer_config_keys_loads(trained, tmp_p
     del raw["train"]["fixed_pairs"]
     (d / "config.json").write_text(json.dumps(raw))
     meta = json.loads((d / "meta.json").read_text())
+    meta.pop("meta_checksum")  # (models of that time had none)
     meta["fingerprint"] = weights_fingerprint((d / "model.safetensors").read_bytes(), raw)
     (d / "meta.json").write_text(json.dumps(meta))
     v = Verifier.load(d)

@@ -60,6 +60,7 @@ def train(
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML config file.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override, e.g. --set train.epochs=5.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a model already in --out (your other files there are kept).")] = False,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write the training curves to this PNG.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     cache: Cache = None,
@@ -90,7 +91,8 @@ def train(
         (tqdm.write if not quiet else typer.echo)(line)
 
     try:
-        res = run_train(data, out, cfg, resume=resume, cache_dir=_cache(cache, no_cache), on_epoch=epoch_line,
+        res = run_train(data, out, cfg, resume=resume, overwrite=overwrite, cache_dir=_cache(cache, no_cache),
+                        on_epoch=epoch_line,
                         on_step=tick("steps"), on_steps_total=bar("steps", "train", "step"),
                         on_clip=tick("clips"), on_clips_total=bar("clips", "features", "clip"))
     except KeyboardInterrupt:
@@ -220,19 +222,16 @@ def calibrate(
     far: Annotated[Optional[float], typer.Option("--far", help="Target false-accept rate; omit for the EER point.")] = None,
 ) -> None:
     """Move the model's stored threshold to the EER point or a target false-accept rate (held-out trials)."""
-    import numpy as np
-
     from .verifier import Verifier
 
-    v = Verifier.load(model)
-    cal = Path(model) / "calibration.npz"
-    if not cal.is_file():
-        raise SoundtwinError(f"{model}: no calibration.npz (held-out scores) to calibrate from")
-    with np.load(cal, allow_pickle=False) as z:
-        scores, labels = z["scores"], z["labels"]
-    v.calibrate(scores, labels, far=far)
-    extra = {p.name: p.read_bytes() for p in Path(model).iterdir() if p.name not in ("config.json", "model.safetensors", "meta.json")}
-    v.save(model, extra=extra)
+    from .modeldir import read_calibration
+    from .store import locked
+
+    with locked(model, purpose="calibrating"):  # no other writer between reading and writing the model
+        v = Verifier.load(model)
+        scores, labels = read_calibration(model)
+        v.calibrate(scores, labels, far=far)
+        v.save(model, carry=True)  # a new version: same weights (and model.onnx), new threshold
     typer.echo(f"threshold {v.threshold:.4f} ({v.meta['threshold_rule']}) stored in {model}")
 
 
@@ -264,8 +263,9 @@ def enroll(
     """Create or extend a gallery from a dataset, or from clips under --label."""
     from .data import discover
     from .gallery import Gallery
+    from .store import check_writable
 
-    if (gallery / "gallery.json").is_file():
+    if check_writable(gallery, "gallery") == "existing":
         g = Gallery.load(gallery, model_dir=model)
     else:
         if model is None:
@@ -273,24 +273,27 @@ def enroll(
         g = Gallery.create(gallery, model, scoring=scoring)
     if not clips:
         raise SoundtwinError("nothing to enroll: give a dataset, or --label NAME and clips")
-    added: dict[str, int] = {}
+    groups: dict[str, list[Path]] = {}
     if label is not None:
-        paths = _clip_args(clips)
-        g.enroll(label, paths, save=False, recalibrate=False)
-        added[label] = len(paths)
+        groups[label] = _clip_args(clips)
     else:
         if len(clips) != 1:
             raise SoundtwinError("without --label, give exactly one dataset (class folders or a CSV)")
-        by_label: dict[str, list[Path]] = {}
         for c in discover(clips[0]):
-            by_label.setdefault(c.label, []).append(c.path)
-        for lab, paths in by_label.items():
-            g.enroll(lab, paths, save=False, recalibrate=False)
-            added[lab] = len(paths)
-    if far is not None:
-        g.far = far
-    g.recalibrate()
-    g.save()
+            groups.setdefault(c.label, []).append(c.path)
+    from .gallery import check_label
+
+    for lab in groups:
+        check_label(lab)
+    # embed first (the slow part), then add under the gallery's lock to what is on disk by then,
+    # so an enrollment another process made meanwhile is kept
+    embedded = {lab: g.verifier.embed(paths) for lab, paths in groups.items()}
+    with g.transaction():
+        for lab, emb in embedded.items():
+            g.add_embeddings(lab, emb, [str(p) for p in groups[lab]])
+        if far is not None:
+            g.far = far
+    added = {lab: len(paths) for lab, paths in groups.items()}
     typer.echo(f"enrolled {sum(added.values())} clip(s) in {len(added)} class(es) into {gallery}; "
                f"gallery has {len(g.classes)} classes, threshold {g.threshold:.4f} ({g.threshold_rule})")
 

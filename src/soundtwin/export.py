@@ -69,7 +69,15 @@ def export_onnx(verifier: Verifier, path: str | os.PathLike[str], *, check_clips
         worst = max(worst, float(np.max(np.abs(ref - got))))
     if worst > tolerance:
         raise SoundtwinError(f"ONNX export differs from torch by {worst:.2e} (> {tolerance:g}); nothing written")
-    atomic_write_bytes(path, blob)
+    target = Path(path)
+    if verifier.model_dir is not None and target == default_onnx_path(verifier.model_dir):
+        # inside the model directory: a new version with every current file plus model.onnx
+        from .store import new_version
+
+        with new_version(verifier.model_dir, "model", carry=True) as tmp:
+            (tmp / "model.onnx").write_bytes(blob)
+    else:
+        atomic_write_bytes(target, blob)
     return worst
 
 

@@ -8,10 +8,12 @@ Clips are always embedded by the gallery's own model; another model is refused.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,14 @@ import numpy as np
 from . import __version__
 from .errors import GalleryError
 from .index import EXACT_MAX
-from .io import atomic_directory, read_json
+from .io import read_json
+from .modeldir import embedding_width, read_calibration
 from .scoring import AudioInput, Decision, EmbedderBase
+from .store import StoreError, check_writable, locked, new_version, read_version
 
 UNKNOWN = "unknown"
+#: Seconds a writer waits for another process's enrollment into the same gallery before giving up.
+LOCK_TIMEOUT = 60.0
 #: How a class is scored against a query: cosine to the class's mean embedding ("mean"), to its best
 #: exemplar ("max"), or the mean of its ``TOPK`` best exemplars ("topk"). See the README for the measurement.
 SCORINGS = ("mean", "max", "topk")
@@ -73,6 +79,26 @@ def class_scores(query: np.ndarray, emb: np.ndarray, labels: np.ndarray, classes
     return out
 
 
+#: A class label: 1-64 characters without control characters or slashes, not blank-edged, not only dots,
+#: and not ``unknown``. Labels are data in ``gallery.json``, never file names; the rule keeps them
+#: printable and unambiguous in the CLI's tab-separated output and in URLs.
+LABEL_RE = re.compile(r"^(?!\s)(?!\.+$)[^\x00-\x1f\x7f/\\]{1,64}(?<!\s)$")
+
+
+def check_label(label: str) -> str:
+    """``label`` if it is a valid class label, else :class:`GalleryError` naming it."""
+    if not isinstance(label, str) or not LABEL_RE.match(label) or label == UNKNOWN:
+        raise GalleryError(f"invalid class label {label!r}: 1-64 printable characters without slashes, "
+                           f"not only dots, not {UNKNOWN!r}")
+    return label
+
+
+def version_dir_of(p: Path) -> Path:
+    from .store import version_dir
+
+    return version_dir(p)
+
+
 def load_verifier(model_dir: str | os.PathLike[str], runtime: str = "torch") -> EmbedderBase:
     """A model directory's verifier on the torch runtime, or on onnxruntime (no torch import)."""
     if runtime == "onnx":
@@ -112,13 +138,45 @@ class Gallery:
     # -- persistence --------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | os.PathLike[str], model_dir: str | os.PathLike[str], **kw: Any) -> Gallery:
+        """A new, empty gallery for a model (written on the first enrollment). ``path`` must be new,
+        empty, or hold nothing but soundtwin's own files (never a folder of your clips)."""
         from .verifier import Verifier
 
-        v = Verifier.load(model_dir)
-        g = cls(path, v, **kw)
-        if (Path(path) / "gallery.json").exists():
+        if check_writable(path, "gallery") == "existing":
             raise GalleryError(f"{path}: a gallery already exists here")
-        return g
+        v = Verifier.load(model_dir)
+        return cls(path, v, **kw)
+
+    @staticmethod
+    def _read(p: Path, vd: Path) -> tuple[dict[str, Any], np.ndarray]:
+        try:
+            meta = read_json(vd / "gallery.json")
+            emb = np.load(vd / "embeddings.npy", allow_pickle=False)
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise GalleryError(f"{p}: corrupt gallery ({exc})") from None
+        problem = None
+        if not isinstance(meta, dict):
+            problem = "gallery.json is not an object"
+        elif not isinstance(meta.get("model_fingerprint"), str) or not meta["model_fingerprint"]:
+            problem = "no model fingerprint"
+        elif not isinstance(meta.get("labels"), list) or not all(isinstance(x, str) and x for x in meta["labels"]):
+            problem = "labels are not a list of names"
+        elif not isinstance(meta.get("paths"), list) or len(meta["paths"]) != len(meta["labels"]):
+            problem = "paths do not match labels"
+        elif isinstance(meta.get("threshold"), bool) or not isinstance(meta.get("threshold"), (int, float)) \
+                or not np.isfinite(meta["threshold"]):
+            problem = f"threshold is {meta.get('threshold')!r}"
+        elif emb.ndim != 2 or not np.issubdtype(emb.dtype, np.floating):
+            problem = f"embeddings of shape {emb.shape} and type {emb.dtype}"
+        elif len(emb) != len(meta["labels"]):
+            problem = f"{len(emb)} embeddings for {len(meta['labels'])} labels"
+        elif len(emb) and not np.all(np.isfinite(emb)):
+            problem = "non-finite embeddings"
+        if problem:
+            raise GalleryError(f"{p}: corrupt gallery ({problem})")
+        return meta, emb
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, model_dir: str | os.PathLike[str] | None = None,
@@ -126,35 +184,85 @@ class Gallery:
         """Open a gallery; its model is loaded from the directory it records (or ``model_dir``)
         with the torch or onnx runtime, and must have the fingerprint the gallery was made with."""
         p = Path(path)
-        if not (p / "gallery.json").is_file():
+        if not p.is_dir() or not (version_dir_of(p) / "gallery.json").is_file():
             raise GalleryError(f"{p}: no gallery here (missing gallery.json)")
-        try:
-            meta = read_json(p / "gallery.json")
-            emb = np.load(p / "embeddings.npy", allow_pickle=False)
-        except (OSError, ValueError, json.JSONDecodeError) as exc:
-            raise GalleryError(f"{p}: corrupt gallery ({exc})") from None
-        mdir = Path(model_dir) if model_dir else Path(meta["model_dir"])
+        meta, emb = read_version(p, lambda vd: cls._read(p, vd))
+        mdir = Path(model_dir) if model_dir else Path(str(meta.get("model_dir", "")))
         v = load_verifier(mdir, runtime)
-        if v.fingerprint != meta["model_fingerprint"]:
-            raise GalleryError(f"{p}: made with model {meta['model_fingerprint']}, but {mdir} is model "
-                               f"{v.fingerprint}; enroll again into a new gallery")
-        if len(emb) != len(meta["labels"]):
-            raise GalleryError(f"{p}: corrupt gallery ({len(emb)} embeddings for {len(meta['labels'])} labels)")
         g = cls(p, v, scoring=meta.get("scoring", "mean"), threshold=meta["threshold"],
                 threshold_rule=meta.get("threshold_rule"))
-        g.embeddings, g.labels, g.paths = emb.astype(np.float32), list(meta["labels"]), list(meta["paths"])
-        g.far = meta.get("far")
+        g._adopt(meta, emb)
+        return g
+
+    def _adopt(self, meta: dict[str, Any], emb: np.ndarray, *, settings: bool = True) -> None:
+        """Take the contents read from disk (checked against this gallery's model); with ``settings``
+        also its scoring, threshold and operating point (a reload keeps this object's own)."""
+        if self.verifier.fingerprint != meta["model_fingerprint"]:
+            raise GalleryError(f"{self.path}: made with model {meta['model_fingerprint']}, but "
+                               f"{self.verifier.model_dir} is model {self.verifier.fingerprint}; enroll again "
+                               f"into a new gallery")
+        width = embedding_width(self.verifier.cfg)
+        if len(emb) and emb.shape[1] != width:
+            raise GalleryError(f"{self.path}: corrupt gallery (embeddings of dimension {emb.shape[1]}, the model "
+                               f"gives {width})")
+        self.embeddings = emb.astype(np.float32) if len(meta["labels"]) else np.zeros((0, 0), np.float32)
+        self.labels, self.paths = list(meta["labels"]), [str(x) for x in meta["paths"]]
+        self._index = None
+        if settings:
+            self.scoring = meta.get("scoring", self.scoring)
+            self.threshold, self.threshold_rule = float(meta["threshold"]), meta.get("threshold_rule")
+            self.far = meta.get("far")
+
+    def reload(self) -> None:
+        """Re-read the enrolled clips from disk (another process may have changed them); this object's
+        scoring and operating point stay. A gallery not yet written stays as it is."""
+        if (version_dir_of(self.path) / "gallery.json").is_file():
+            meta, emb = read_version(self.path, lambda vd: self._read(self.path, vd))
+            self._adopt(meta, emb, settings=False)
+
+    def copy(self) -> Gallery:
+        """An independent copy sharing the model (for copy-on-write updates in the server)."""
+        g = Gallery(self.path, self.verifier, scoring=self.scoring, threshold=self.threshold,
+                    threshold_rule=self.threshold_rule)
+        g.embeddings, g.labels, g.paths, g.far = self.embeddings, list(self.labels), list(self.paths), self.far
+        g.exact_max = self.exact_max
         return g
 
     def save(self) -> None:
+        """Write the gallery as a new version (atomic; see :mod:`soundtwin.store`). Callers changing a
+        gallery another process may also change use :meth:`transaction`."""
         meta = {"format": 1, "soundtwin_version": __version__, "model_dir": str(Path(self.verifier.model_dir or "").resolve()),
                 "model_fingerprint": self.verifier.fingerprint, "scoring": self.scoring, "threshold": self.threshold,
                 "threshold_rule": self.threshold_rule, "far": self.far, "labels": self.labels, "paths": self.paths}
         buf = io.BytesIO()
         np.save(buf, self.embeddings if len(self.labels) else np.zeros((0, 1), np.float32), allow_pickle=False)
-        with atomic_directory(self.path) as tmp:
-            (tmp / "embeddings.npy").write_bytes(buf.getvalue())
-            (tmp / "gallery.json").write_text(json.dumps(meta, indent=1) + "\n")
+        try:
+            with new_version(self.path, "gallery", timeout=LOCK_TIMEOUT) as tmp:
+                (tmp / "embeddings.npy").write_bytes(buf.getvalue())
+                (tmp / "gallery.json").write_text(json.dumps(meta, indent=1) + "\n")
+        except StoreError as exc:
+            raise GalleryError(str(exc)) from None
+        except OSError as exc:
+            raise GalleryError(f"{self.path}: cannot save the gallery ({exc.strerror or exc}); nothing was "
+                               f"changed") from None
+
+    @contextlib.contextmanager
+    def transaction(self, timeout: float = LOCK_TIMEOUT) -> Iterator[Gallery]:
+        """Change the gallery with no update lost to another process: take its lock, re-read it from
+        disk, let the body change it, recalibrate and save; all under the lock.
+
+        >>> with g.transaction():                        # doctest: +SKIP
+        ...     g.add_embeddings("dog", emb, paths)
+        """
+        check_writable(self.path, "gallery")
+        try:
+            with locked(self.path, timeout=timeout, purpose="enrolling"):
+                self.reload()
+                yield self
+                self.recalibrate()
+                self.save()
+        except StoreError as exc:
+            raise GalleryError(str(exc)) from None
 
     def enrolled_trials(self, max_queries: int = 2000) -> tuple[np.ndarray, np.ndarray] | None:
         """Leave-one-out trials on the enrolled clips, scored the way queries are: each clip against its own
@@ -204,11 +312,12 @@ class Gallery:
         if trials is None and source == "gallery":
             raise GalleryError(f"{self.path}: gallery calibration needs two classes with two or more clips each")
         if trials is None:
-            cal = Path(self.verifier.model_dir or "") / "calibration.npz"
-            if not cal.is_file():
-                raise GalleryError(f"{cal}: missing; the model has no held-out scores to set a threshold from")
-            with np.load(cal, allow_pickle=False) as z:
-                trials = (z["scores"], z["labels"])
+            from .errors import ModelError
+
+            try:
+                trials = read_calibration(self.verifier.model_dir or "")
+            except ModelError as exc:
+                raise GalleryError(f"{exc}; the model has no held-out scores to set a threshold from") from None
             origin = "model"
         else:
             origin = "gallery"
@@ -227,28 +336,46 @@ class Gallery:
         return dict(sorted(out.items()))
 
     def add_embeddings(self, label: str, emb: np.ndarray, paths: Sequence[str]) -> None:
-        if not label or label == UNKNOWN or "\n" in label:
-            raise GalleryError(f"invalid class label {label!r}")
+        check_label(label)
         emb = np.atleast_2d(emb).astype(np.float32)
+        if not np.all(np.isfinite(emb)):
+            bad = [str(p) for p, row in zip(paths, emb) if not np.all(np.isfinite(row))]
+            raise GalleryError(f"non-finite embedding for {', '.join(bad[:3])}: not enrolled")
         self.embeddings = emb if not self.labels else np.concatenate([self.embeddings, emb])
         self._index = None
-        self.labels += [label] * len(emb)
-        self.paths += [str(p) for p in paths]
+        self.labels = self.labels + [label] * len(emb)
+        self.paths = self.paths + [str(p) for p in paths]
 
     def enroll(self, label: str, clips: Sequence[AudioInput], *, save: bool = True, recalibrate: bool = True) -> int:
-        """Embed ``clips`` and add them under ``label``; returns the number added. The threshold is
-        re-derived unless ``recalibrate=False`` (then call :meth:`recalibrate` after a batch of enrollments)."""
+        """Embed ``clips`` and add them under ``label``; returns the number added.
+
+        With ``save`` (the default) the addition is one :meth:`transaction`: the gallery is re-read
+        under its lock, so enrollments by other processes in the meantime are kept. ``save=False``
+        only changes this object (then call :meth:`recalibrate` and :meth:`save`, or use a transaction)."""
         if not clips:
             raise GalleryError(f"no clips to enroll for {label!r}")
-        emb = self.verifier.embed(list(clips))
-        self.add_embeddings(label, emb, [c if not isinstance(c, tuple) else "<array>" for c in clips])
+        check_label(label)
+        emb = self.verifier.embed(list(clips))  # outside the lock: the slow part
+        names = [c if not isinstance(c, tuple) else "<array>" for c in clips]
+        if save:
+            with self.transaction():
+                self.add_embeddings(label, emb, names)
+            return len(emb)
+        self.add_embeddings(label, emb, names)
         if recalibrate:
             self.recalibrate()
-        if save:
-            self.save()
         return len(emb)
 
     def remove(self, label: str, *, save: bool = True) -> int:
+        """Remove a class; with ``save``, as one :meth:`transaction` (re-read under the lock)."""
+        if save:
+            with self.transaction():
+                return self._remove(label)
+        n = self._remove(label)
+        self.recalibrate()
+        return n
+
+    def _remove(self, label: str) -> int:
         keep = [k for k, lab in enumerate(self.labels) if lab != label]
         n = len(self.labels) - len(keep)
         if n == 0:
@@ -257,9 +384,6 @@ class Gallery:
         self._index = None
         self.labels = [self.labels[k] for k in keep]
         self.paths = [self.paths[k] for k in keep]
-        self.recalibrate()
-        if save:
-            self.save()
         return n
 
     # -- recognition --------------------------------------------------------------------------

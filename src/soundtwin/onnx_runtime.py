@@ -17,6 +17,8 @@ from .config import config_from_dict
 from .errors import ConfigError, ModelError, SoundtwinError
 from .io import read_json
 from .scoring import EmbedderBase
+from .store import read_version
+from .modeldir import check_meta
 
 
 def _pad(feats: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -42,24 +44,34 @@ class OnnxVerifier(EmbedderBase):
         except ImportError:
             raise SoundtwinError("the onnx runtime needs the 'onnx' extra: pip install 'soundtwin[onnx]'") from None
         d = Path(model_dir)
-        p = Path(onnx_path) if onnx_path else d / "model.onnx"
-        for f in (d / "config.json", d / "meta.json", p):
-            if not f.is_file():
-                raise ModelError(f"{d}: missing {f.name}" + (" (run: soundtwin export MODEL_DIR)" if f == p else ""))
-        try:
-            meta = read_json(d / "meta.json")
-            cfg = config_from_dict(read_json(d / "config.json"))
-        except (json.JSONDecodeError, ConfigError) as exc:
-            raise ModelError(f"{d}: corrupt model files ({exc})") from None
-        try:
-            sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ModelError(f"{p}: cannot load ONNX model ({exc})") from None
-        fp = sess.get_modelmeta().custom_metadata_map.get("soundtwin_fingerprint")
-        if fp != meta.get("fingerprint"):
-            raise ModelError(f"{p}: exported from another model ({fp}); export {d} again")
+        if not d.is_dir():
+            raise ModelError(f"{d}: no such model directory")
+
+        def read(vd: Path) -> tuple[dict, object, object]:
+            p = Path(onnx_path) if onnx_path else vd / "model.onnx"
+            for f in (vd / "config.json", vd / "meta.json", p):
+                if not f.is_file():
+                    raise ModelError(f"{d}: missing {f.name}" + (" (run: soundtwin export MODEL_DIR)" if f == p else ""))
+            try:
+                meta = check_meta(d, read_json(vd / "meta.json"))
+                raw = read_json(vd / "config.json")
+                if not isinstance(raw, dict):
+                    raise ConfigError("config.json is not an object")
+                cfg = config_from_dict(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError, ConfigError) as exc:
+                raise ModelError(f"{d}: corrupt model files ({exc})") from None
+            try:
+                sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+            except Exception as exc:
+                raise ModelError(f"{p}: cannot load ONNX model ({exc})") from None
+            fp = sess.get_modelmeta().custom_metadata_map.get("soundtwin_fingerprint")
+            if fp != meta.get("fingerprint"):
+                raise ModelError(f"{p}: exported from another model ({fp}); export {d} again")
+            return meta, cfg, sess
+
+        meta, cfg, sess = read_version(d, read)
         cal = meta.get("calibration", {})
-        v = cls(sess, cfg, threshold=meta.get("threshold", 0.0), calibration=(cal.get("a", 1.0), cal.get("b", 0.0)),
+        v = cls(sess, cfg, threshold=meta["threshold"], calibration=(cal.get("a", 1.0), cal.get("b", 0.0)),
                 meta=meta, cache_dir=cache_dir)
         v.model_dir = d
         return v

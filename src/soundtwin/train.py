@@ -29,6 +29,7 @@ from .io import read_json
 from .losses import build_loss
 from .metrics import eer as compute_eer
 from .models import build_encoder
+from .store import StoreError, check_writable, locked
 from .verifier import Verifier, embed_feature_list, pad_batch, score_embeddings
 
 MAX_HELDOUT_TRIALS = 20000
@@ -59,6 +60,20 @@ def load_labelled(data: str | os.PathLike[str], extractor: FeatureExtractor,
         raise DatasetError(f"{data}: training needs at least two classes, found {classes}")
     return LabelledFeatures([feats[k] for k in keep], labels, classes,  # type: ignore[misc]
                             [str(clips[k].path) for k in keep], errors)
+
+
+def dataset_fingerprint(lf: LabelledFeatures) -> str:
+    """What ``--resume`` checks it continues on: the clips (by file name and size) and their labels."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=12)
+    for path, label in sorted(zip(lf.paths, lf.labels.tolist())):
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = -1
+        h.update(f"{Path(path).name}\0{size}\0{lf.classes[label]}\n".encode())
+    return h.hexdigest()
 
 
 @dataclass
@@ -364,14 +379,69 @@ def train(
     on_steps_total: Callable[[int], None] | None = None,
     on_clip: Callable[[int], None] | None = None,
     on_clips_total: Callable[[int], None] | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train a verifier on ``data`` (class folders or a ``path,label`` CSV) into ``out_dir``.
 
     Callbacks report progress (steps, clips) and each finished epoch; nothing is printed.
     Raises ``KeyboardInterrupt`` after saving a usable model when interrupted.
+
+    ``out_dir`` must be new, empty, or a model directory (see :mod:`soundtwin.store`); a model already
+    there is replaced only with ``overwrite=True`` (or continued with ``resume=True``). The directory
+    is locked for the whole run: a second training into it fails at once, naming this one's pid.
     """
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
+    try:
+        state = check_writable(out_dir, "model")
+    except StoreError as exc:
+        raise ModelError(str(exc)) from None
+    if resume and state != "existing":
+        raise ModelError(f"{out_dir}: nothing to resume (no model there)")
+    if not resume and state == "existing" and not overwrite:
+        done = "a complete" if _is_complete(out_dir) else "an unfinished"
+        raise ModelError(f"{out_dir}: holds {done} model; pass --overwrite to replace it"
+                         + ("" if done == "a complete" else " or --resume to continue it"))
+    try:
+        lock = locked(out_dir, timeout=0, purpose="training")
+        lock.__enter__()
+    except StoreError as exc:
+        raise ModelError(str(exc)) from None
+    try:
+        return _train_locked(data, out_dir, cfg, t0, resume=resume, cache_dir=cache_dir, on_epoch=on_epoch,
+                             on_step=on_step, on_steps_total=on_steps_total, on_clip=on_clip,
+                             on_clips_total=on_clips_total)
+    finally:
+        lock.__exit__(None, None, None)
+        if state == "new":  # failed before its first save: leave no empty folder behind
+            _remove_if_only_lock(out_dir)
+
+
+def _remove_if_only_lock(d: Path) -> None:
+    from .store import LOCK
+
+    try:
+        if [e.name for e in d.iterdir()] == [LOCK]:
+            (d / LOCK).unlink()
+            d.rmdir()
+    except OSError:
+        pass
+
+
+def _is_complete(out_dir: Path) -> bool:
+    from .store import version_dir
+
+    try:
+        return bool(read_json(version_dir(out_dir) / "meta.json").get("complete"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _train_locked(data: str | os.PathLike[str], out_dir: Path, cfg: ExperimentConfig, t0: float, *, resume: bool,
+                  cache_dir: str | os.PathLike[str] | None | bool,
+                  on_epoch: Callable[[EpochStats], None] | None, on_step: Callable[[int], None] | None,
+                  on_steps_total: Callable[[int], None] | None, on_clip: Callable[[int], None] | None,
+                  on_clips_total: Callable[[int], None] | None) -> TrainResult:
     start_epoch, history = 0, []
     if resume:
         blob, state_meta, saved_meta = _read_state(out_dir)
@@ -384,6 +454,10 @@ def train(
         torch.set_num_threads(cfg.train.num_threads)
     extractor = FeatureExtractor(cfg.features, cache_dir=cache_dir)
     lf = load_labelled(data, extractor, progress=on_clip, on_total=on_clips_total)
+    data_fp = dataset_fingerprint(lf)
+    if resume and saved_meta.get("data_fingerprint") not in (None, data_fp):
+        raise DatasetError(f"{data}: not the dataset {out_dir} was trained on ({saved_meta.get('data')}); "
+                           f"--resume continues on the same clips (train into a new --out for new data)")
     train_idx, held_idx = stratified_split(lf.labels, cfg.train.val_fraction, cfg.train.seed)
     if len(held_idx) < 3 or len(np.unique(lf.labels[held_idx])) < 2:
         raise DatasetError(f"{data}: too few clips to hold out a validation part "
@@ -397,7 +471,8 @@ def train(
 
     verifier = Verifier(tr.encoder, cfg, cache_dir=cache_dir)
     base_meta = {"classes": lf.classes, "n_train_clips": int(len(train_idx)), "n_heldout_clips": int(len(held_idx)),
-                 "skipped_clips": len(lf.skipped), "epochs": cfg.train.epochs, "data": str(data)}
+                 "skipped_clips": len(lf.skipped), "epochs": cfg.train.epochs, "data": str(data),
+                 "data_fingerprint": data_fp}
 
     def save(epoch: int, interrupted: bool, heldout: tuple[np.ndarray, np.ndarray] | None = None,
              diverged: Diverged | None = None) -> None:

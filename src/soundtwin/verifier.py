@@ -8,7 +8,6 @@ optimiser state. Loading reads JSON, safetensors and a pickle-free npz only.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -23,15 +22,15 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from . import __version__
-from .config import ExperimentConfig, config_from_dict
-from .errors import ConfigError, ModelError, SoundtwinError
-from .io import atomic_directory, read_json
+from .config import ExperimentConfig
+from .errors import ModelError, SoundtwinError
 from .metrics import eer as compute_eer
 from .metrics import fit_logistic, threshold_at_far
 from .models import build_encoder
 from .scoring import AudioInput, Decision, EmbedderBase, score_embeddings  # noqa: F401 (re-exported)
+from .modeldir import FORMAT_VERSION, read_model_files, seal_meta, weights_fingerprint  # noqa: F401
+from .store import new_version, read_version
 
-FORMAT_VERSION = 1
 
 
 def pad_batch(feats: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,15 +72,6 @@ def embed_feature_list(encoder: nn.Module, feats: Sequence[np.ndarray], *, norma
     return np.stack(out).astype(np.float32)
 
 
-def weights_fingerprint(weights: bytes, cfg: ExperimentConfig | dict[str, Any]) -> str:
-    """Hash of the weights and the config as written to ``config.json`` (a dict read back is hashed as
-    stored, so a model stays loadable after a later soundtwin adds config keys with defaults)."""
-    h = hashlib.blake2b(digest_size=12)
-    h.update(json.dumps(cfg if isinstance(cfg, dict) else cfg.to_dict(), sort_keys=True).encode())
-    h.update(weights)
-    return h.hexdigest()
-
-
 class Verifier(EmbedderBase):
     """A trained encoder (torch) plus its decision threshold and score calibration.
 
@@ -107,8 +97,10 @@ class Verifier(EmbedderBase):
         return st_save(state)
 
     def save(self, model_dir: str | os.PathLike[str], *, extra: dict[str, bytes] | None = None,
-             meta_updates: dict[str, Any] | None = None) -> Path:
-        """Write the model directory atomically (built aside, then swapped into place)."""
+             meta_updates: dict[str, Any] | None = None, carry: tuple[str, ...] | bool = ()) -> Path:
+        """Write a new version of the model directory (see :mod:`soundtwin.store`): readers see the
+        previous version until the new one is complete. ``carry``: files of the current version to
+        keep (``True``: all), e.g. ``model.onnx`` when only the threshold changes."""
         weights = self._weights_bytes()
         meta = {**self.meta, **(meta_updates or {})}
         meta.update(
@@ -117,8 +109,9 @@ class Verifier(EmbedderBase):
             distance=self.cfg.model.distance, features=self.cfg.to_dict()["features"],
             fingerprint=weights_fingerprint(weights, self.cfg),
         )
+        meta = seal_meta(meta)
         self.meta = meta
-        with atomic_directory(model_dir) as tmp:
+        with new_version(model_dir, "model", carry=carry) as tmp:
             (tmp / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2, sort_keys=True) + "\n")
             (tmp / "model.safetensors").write_bytes(weights)
             for name, blob in (extra or {}).items():
@@ -129,32 +122,20 @@ class Verifier(EmbedderBase):
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None | bool = None) -> Verifier:
-        """Rebuild a verifier from a model directory alone (no pickles are read)."""
+        """Rebuild a verifier from a model directory alone (no pickles are read); every file comes
+        from one version of the directory."""
         d = Path(model_dir)
         if not d.is_dir():
             raise ModelError(f"{d}: no such model directory")
-        for name in ("config.json", "model.safetensors", "meta.json"):
-            if not (d / name).is_file():
-                raise ModelError(f"{d}: not a soundtwin model directory (missing {name})")
-        try:
-            meta = read_json(d / "meta.json")
-            raw_cfg = read_json(d / "config.json")
-            cfg = config_from_dict(raw_cfg)
-        except (json.JSONDecodeError, ConfigError) as exc:
-            raise ModelError(f"{d}: corrupt model files ({exc})") from None
-        if meta.get("format", 0) > FORMAT_VERSION:
-            raise ModelError(f"{d}: made by a newer soundtwin ({meta.get('soundtwin_version')}); upgrade to load it")
-        weights = (d / "model.safetensors").read_bytes()
-        if meta.get("fingerprint") and weights_fingerprint(weights, raw_cfg) != meta["fingerprint"]:
-            raise ModelError(f"{d}: weights do not match meta.json fingerprint (corrupt or mixed model files)")
+        meta, raw_cfg, cfg, weights = read_version(d, lambda vd: read_model_files(d, vd))
         encoder = build_encoder(cfg)
         try:
             encoder.load_state_dict(st_load(weights), strict=True)
-        except (RuntimeError, Exception) as exc:
+        except Exception as exc:
             raise ModelError(f"{d}: weights do not fit the configured model ({str(exc).splitlines()[0]})") from None
         cal = meta.get("calibration", {})
-        v = cls(encoder, cfg, threshold=meta.get("threshold", 0.0),
-                calibration=(cal.get("a", 1.0), cal.get("b", 0.0)), meta=meta, cache_dir=cache_dir)
+        v = cls(encoder, cfg, threshold=meta["threshold"], calibration=(cal.get("a", 1.0), cal.get("b", 0.0)),
+                meta=meta, cache_dir=cache_dir)
         v.model_dir = d
         return v
 
