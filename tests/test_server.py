@@ -116,7 +116,7 @@ def test_serve_runs_each_request_on_one_math_thread(trained, monkeypatch):
     from soundtwin.cli import app
 
     started = []
-    monkeypatch.setattr(uvicorn, "run", lambda app_, **kw: started.append(kw["port"]))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append(sockets[0].getsockname()[1]))
     before_torch = torch.get_num_threads()
     with threadpool_limits(None):  # restores the BLAS pools when the test ends
         try:

@@ -5,6 +5,7 @@ All functions return float32 mono signals in [-1, 1] (for integer sources) with 
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,105 @@ from .errors import AudioError, NoSoundError
 
 #: Peak amplitude (full scale = 1.0) at or below which a clip counts as digital silence (-120 dBFS).
 SILENCE_PEAK = 1e-6
+#: A float clip whose peak passes this (about +18 dBFS: no real headroom) is rescaled to a peak of 1.0
+#: at decoding, so that e.g. integer sample values stored as floats, or 1e30, give finite features.
+MAX_PEAK = 8.0
+#: Native frames decoded at a time: a file is mixed to mono block by block, so its channels are
+#: never all in memory at once.
+DECODE_BLOCK = 1 << 16
+
+
+class AudioLimitError(AudioError):
+    """A clip is over a limit (duration, channels or sample rate) checked before it is decoded."""
+
+
+def _source_name(source: object, name: str | None) -> str:
+    if name:
+        return name
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return "upload"
+
+
+def decode(source: str | os.PathLike[str] | bytes, *, name: str | None = None, max_seconds: float | None = None,
+           max_channels: int | None = None, max_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode a file or its bytes to mono float32 at its native rate, in bounded blocks.
+
+    Duration, channels and rate are checked from the header first (``max_*``; :class:`AudioLimitError`),
+    and the duration again while decoding (a header can lie). Peak memory is the mono signal plus
+    one block of :data:`DECODE_BLOCK` frames, whatever the channel count. Non-finite samples are an
+    error; a peak above :data:`MAX_PEAK` is rescaled to 1.0. Errors name the file (or ``name``) and
+    say which formats are read."""
+    label = _source_name(source, name)
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(source)
+        if not p.exists():
+            raise AudioError(f"{label}: no such file")
+        if not p.is_file():
+            raise AudioError(f"{label}: not a regular file (a device, FIFO or folder cannot be read as audio)")
+        opener: object = str(p)
+    else:
+        if not source:
+            raise AudioError(f"{label}: empty file")
+        opener = io.BytesIO(source)
+    try:
+        fh = sf.SoundFile(opener)
+    except Exception as exc:
+        raise AudioError(f"{label}: cannot decode audio ({_first_line(exc)}; readable formats: WAV, FLAC, OGG/Vorbis, "
+                         f"Opus, MP3, AIFF and the others libsndfile reads)") from None
+    with fh:
+        sr, ch, frames = int(fh.samplerate), int(fh.channels), int(fh.frames)
+        if sr <= 0:
+            raise AudioError(f"{label}: sample rate {sr} in its header")
+        if max_rate is not None and sr > max_rate:
+            raise AudioLimitError(f"{label}: sample rate {sr} Hz is above the {max_rate} Hz limit")
+        if max_channels is not None and ch > max_channels:
+            raise AudioLimitError(f"{label}: {ch} channels is more than the {max_channels} allowed")
+        limit = None if max_seconds is None else int(max_seconds * sr)
+        if limit is not None and frames > limit:
+            raise AudioLimitError(f"{label}: {frames / sr:.1f} s is longer than the {max_seconds:g} s limit")
+        known = 0 < frames < (1 << 40)
+        out = np.empty(frames if known else 0, dtype=np.float32)
+        parts: list[np.ndarray] = []
+        got = 0
+        try:
+            while True:
+                block = fh.read(DECODE_BLOCK, dtype="float32", always_2d=True)
+                if not len(block):
+                    break
+                mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+                if limit is not None and got + len(mono) > limit:
+                    raise AudioLimitError(f"{label}: longer than the {max_seconds:g} s limit")
+                if known and got + len(mono) <= len(out):
+                    out[got:got + len(mono)] = mono
+                else:
+                    if known:  # the header under-counted: keep what we have, go on in parts
+                        parts, known = [out[:got].copy()], False
+                    parts.append(mono.copy())
+                got += len(mono)
+        except AudioError:
+            raise
+        except Exception as exc:
+            raise AudioError(f"{label}: cannot decode audio ({_first_line(exc)})") from None
+    y = out[:got] if known else (np.concatenate(parts) if parts else np.zeros(0, np.float32))
+    return _normalise(y, label), sr
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _normalise(y: np.ndarray, name: str) -> np.ndarray:
+    """Check finiteness, and rescale an implausibly hot float clip to a peak of 1.0."""
+    if y.size == 0:
+        raise AudioError(f"{name}: empty audio (no samples)")
+    if not np.all(np.isfinite(y)):
+        raise AudioError(f"{name}: audio contains NaN or infinite samples")
+    peak = float(np.max(np.abs(y)))
+    if peak > MAX_PEAK:
+        y = (y / np.float32(peak)).astype(np.float32)
+    return y
 
 
 def audio_extensions() -> frozenset[str]:
@@ -65,7 +165,10 @@ def prepare_signal(
     """Mono-mix, validate and resample an in-memory signal. Returns ``(y, sr)``."""
     if not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise AudioError(f"{name}: sample rate must be a positive integer, got {sr!r}")
-    y = validate_signal(to_mono(y), name=name)
+    y = to_mono(y)
+    if y.size and np.all(np.isfinite(y)):
+        y = _normalise(y, name)
+    y = validate_signal(y, name=name)
     if target_sr is not None:
         y = resample(y, int(sr), int(target_sr))
         sr = int(target_sr)
@@ -82,14 +185,8 @@ def load_audio(path: str | os.PathLike[str], sr: int | None = None) -> tuple[np.
     NoSoundError
         The file holds only digital silence.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    try:
-        data, native_sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # libsndfile raises LibsndfileError / RuntimeError / TypeError
-        raise AudioError(f"{path}: cannot decode audio ({exc})") from None
-    return prepare_signal(data, int(native_sr), sr, name=str(path))
+    y, native_sr = decode(path)
+    return prepare_signal(y, native_sr, sr, name=str(path))
 
 
 def audio_duration(path: str | os.PathLike[str]) -> float:
@@ -109,8 +206,10 @@ def stream_audio(
     concatenation equals the resampled file up to soxr's streaming edge effects.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise AudioError(f"{path}: no such file")
+    if not path.is_file():
+        raise AudioError(f"{path}: not a regular file (a device, FIFO or folder cannot be read as audio)")
     try:
         fh = sf.SoundFile(str(path))
     except Exception as exc:
@@ -125,6 +224,8 @@ def stream_audio(
             y = to_mono(block)
             if not np.all(np.isfinite(y)):
                 raise AudioError(f"{path}: audio contains NaN or infinite samples")
+            if y.size and float(np.max(np.abs(y))) > MAX_PEAK:
+                y = y / np.float32(np.max(np.abs(y)))
             if stream is not None:
                 y = stream.resample_chunk(y, last=last)
             if y.size:

@@ -46,24 +46,45 @@ def scan_folder(root: Path) -> list[Clip]:
 
 
 def read_manifest(path: Path) -> list[Clip]:
-    """Clips of a ``path,label`` CSV; relative paths resolve against the CSV's folder."""
+    """Clips of a ``path,label`` CSV (UTF-8, with or without a BOM); relative paths resolve against the
+    CSV's folder. A row with more fields than the header (an unquoted comma in a label), the same
+    file under two labels, or a non-UTF-8 file is an error naming the line; a repeated row is
+    dropped (it would put one clip in both training and calibration)."""
     try:
-        fh = open(path, newline="", encoding="utf-8")
+        fh = open(path, newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read manifest ({exc.strerror})") from None
-    with fh:
-        reader = csv.DictReader(fh)
-        cols = [c.strip() for c in (reader.fieldnames or [])]
-        if "path" not in cols or "label" not in cols:
-            raise DatasetError(f"{path}: manifest needs 'path' and 'label' columns, found {cols}")
-        reader.fieldnames = cols
-        clips = []
-        for lineno, row in enumerate(reader, start=2):
-            p, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
-            if not p or not label:
-                raise DatasetError(f"{path}:{lineno}: empty path or label")
-            f = Path(p)
-            clips.append(Clip(f if f.is_absolute() else path.parent / f, label))
+    clips: list[Clip] = []
+    seen: dict[Path, tuple[str, int]] = {}
+    try:
+        with fh:
+            reader = csv.DictReader(fh)
+            cols = [c.strip() for c in (reader.fieldnames or [])]
+            if "path" not in cols or "label" not in cols:
+                raise DatasetError(f"{path}: manifest needs 'path' and 'label' columns, found {cols}")
+            reader.fieldnames = cols
+            for lineno, row in enumerate(reader, start=2):
+                if None in row:
+                    raise DatasetError(f"{path}:{lineno}: {len(cols) + len(row[None])} fields for {len(cols)} "
+                                       f"columns; quote a value that holds a comma (\"smith, john\")")
+                p, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
+                if not p or not label:
+                    raise DatasetError(f"{path}:{lineno}: empty path or label")
+                f = Path(p)
+                f = f if f.is_absolute() else path.parent / f
+                key = Path(os.path.normpath(f))
+                if key in seen:
+                    other, line0 = seen[key]
+                    if other != label:
+                        raise DatasetError(f"{path}:{lineno}: {p} is labelled {label!r} here and {other!r} on "
+                                           f"line {line0}")
+                    continue  # the same row again
+                seen[key] = (label, lineno)
+                clips.append(Clip(f, label))
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {exc.start}); save the manifest as UTF-8") from None
+    except csv.Error as exc:
+        raise DatasetError(f"{path}: malformed CSV ({exc})") from None
     if not clips:
         raise DatasetError(f"{path}: manifest lists no clips")
     return clips

@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import os
+import stat
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -30,10 +31,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from threadpoolctl import threadpool_limits
 
-from .audio import prepare_signal
+from .audio import decode, prepare_signal
 from .config import FeatureConfig
 from .errors import AudioError
 from .features import compute_features
@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 FEATURE_CODE_VERSION = 1
 #: ``from_files`` over at least this many files writes what it computed as one pack.
 PACK_MIN = 32
+#: Files up to this size are read whole (hashed and decoded from the same bytes); larger ones stream.
+WHOLE_READ_MAX = 64 << 20
 #: A file changed this recently (ns) when it was hashed is not recorded in the stat memo.
 RACY_NS = 2_000_000_000
 
@@ -198,14 +200,30 @@ class FeatureExtractor:
     def _from_file(self, path: Path, *, write_entry: bool) -> tuple[np.ndarray, str, bool]:
         """``(features, content hash, computed)``; ``write_entry=False`` leaves caching to a pack."""
         try:
-            data = path.read_bytes()
+            st = os.stat(path)
         except FileNotFoundError:
             raise AudioError(f"{path}: no such file") from None
         except OSError as exc:
             raise AudioError(f"{path}: cannot read file ({exc.strerror})") from None
-        if not data:
+        if not stat.S_ISREG(st.st_mode):
+            raise AudioError(f"{path}: not a regular file (a device, FIFO or folder cannot be read as audio)")
+        if st.st_size == 0:
             raise AudioError(f"{path}: empty file")
-        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        data: bytes | None = None
+        try:
+            if st.st_size <= WHOLE_READ_MAX:  # hash and decode the very same bytes
+                data = path.read_bytes()
+                digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+            else:  # a long recording: hashed in chunks and decoded from the file, in bounded memory
+                h = hashlib.blake2b(digest_size=16)
+                with open(path, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(chunk)
+                digest = h.hexdigest()
+        except OSError as exc:
+            raise AudioError(f"{path}: cannot read file ({exc.strerror})") from None
+        if not data and data is not None:
+            raise AudioError(f"{path}: empty file")
         if self.packs is not None:
             packed = self.packs.get(digest)
             if packed is not None:
@@ -216,10 +234,7 @@ class FeatureExtractor:
                 return np.load(cpath, allow_pickle=False), digest, False
             except (OSError, ValueError):
                 log.warning("ignoring unreadable cache entry %s", cpath)
-        try:
-            signal, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-        except Exception as exc:
-            raise AudioError(f"{path}: cannot decode audio ({exc})") from None
+        signal, sr = decode(data if data is not None else path, name=str(path))
         feat = self.from_signal(signal, int(sr), name=str(path))
         if cpath is not None and write_entry:
             buf = io.BytesIO()

@@ -18,6 +18,8 @@ from .errors import AudioError
 
 #: Floor added to mel energies before the log (about -80 dB).
 LOG_FLOOR = 1e-8
+#: Frames whose spectrum is computed at once (about 80 s at a 10 ms hop); longer signals go in chunks.
+FRAME_CHUNK = 8192
 
 
 @functools.lru_cache(maxsize=16)
@@ -58,11 +60,22 @@ def log_mel(
     xp = np.pad(x, ((0, 0), (pad, pad)))
     n_frames = 1 + (xp.shape[1] - n_fft) // hop_length
     frames = np.lib.stride_tricks.sliding_window_view(xp, n_fft, axis=1)[:, ::hop_length][:, :n_frames]
-    spec = np.fft.rfft(frames * _window(n_fft, win_length), axis=-1)
-    power = (spec.real**2 + spec.imag**2).astype(np.float32)
-    mel = np.matmul(_mel_basis(sr, n_fft, n_mels, float(fmin), float(fmax)), power.transpose(0, 2, 1))
-    out = np.log(mel + LOG_FLOOR).astype(np.float32)
+    basis = _mel_basis(sr, n_fft, n_mels, float(fmin), float(fmax))
+    win = _window(n_fft, win_length)
+    if n_frames <= FRAME_CHUNK:
+        out = _log_mel_frames(frames, win, basis)
+    else:  # a long recording: the spectrum of FRAME_CHUNK frames at a time, so memory stays bounded
+        out = np.empty((x.shape[0], n_mels, n_frames), dtype=np.float32)
+        for t in range(0, n_frames, FRAME_CHUNK):
+            out[:, :, t:t + FRAME_CHUNK] = _log_mel_frames(frames[:, t:t + FRAME_CHUNK], win, basis)
     return out[0] if single else out
+
+
+def _log_mel_frames(frames: np.ndarray, win: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    spec = np.fft.rfft(frames * win, axis=-1)
+    power = (spec.real**2 + spec.imag**2).astype(np.float32)
+    mel = np.matmul(basis, power.transpose(0, 2, 1))
+    return np.log(mel + LOG_FLOOR).astype(np.float32)
 
 
 def mfcc_from_log_mel(logmel: np.ndarray, *, n_mfcc: int = 20) -> np.ndarray:

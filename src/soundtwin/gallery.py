@@ -254,8 +254,8 @@ class Gallery:
         >>> with g.transaction():                        # doctest: +SKIP
         ...     g.add_embeddings("dog", emb, paths)
         """
-        check_writable(self.path, "gallery")
         try:
+            check_writable(self.path, "gallery")
             with locked(self.path, timeout=timeout, purpose="enrolling"):
                 self.reload()
                 yield self
@@ -263,6 +263,9 @@ class Gallery:
                 self.save()
         except StoreError as exc:
             raise GalleryError(str(exc)) from None
+        except OSError as exc:
+            raise GalleryError(f"{self.path}: cannot save the gallery ({exc.strerror or exc}); nothing was "
+                               f"changed") from None
 
     def enrolled_trials(self, max_queries: int = 2000) -> tuple[np.ndarray, np.ndarray] | None:
         """Leave-one-out trials on the enrolled clips, scored the way queries are: each clip against its own

@@ -42,6 +42,26 @@ def pad_batch(feats: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(out), lengths
 
 
+#: A clip longer than this many frames (60 s at a 10 ms hop) is embedded in windows of this length
+#: (half overlapping), whose unit embeddings are averaged: memory stays bounded for hour-long input.
+MAX_EMBED_FRAMES = 6000
+
+
+def _embed_long(encoder: nn.Module, feat: np.ndarray, normalize: bool) -> np.ndarray:
+    t, w = feat.shape[-1], MAX_EMBED_FRAMES
+    starts = list(range(0, t - w + 1, w // 2))
+    if starts[-1] + w < t:
+        starts.append(t - w)
+    acc = None
+    for s0 in starts:
+        x = torch.from_numpy(np.ascontiguousarray(feat[:, s0:s0 + w]))[None]
+        e = encoder(x, torch.tensor([w]))[0]
+        e = nn.functional.normalize(e, dim=-1) if normalize else e
+        acc = e if acc is None else acc + e
+    emb = acc / len(starts)
+    return (nn.functional.normalize(emb, dim=-1) if normalize else emb).numpy()
+
+
 def embed_feature_list(encoder: nn.Module, feats: Sequence[np.ndarray], *, normalize: bool,
                        max_frames_per_batch: int = 32768, max_batch: int = 128) -> np.ndarray:
     """Embed clips of any lengths in length-sorted batches: ``(n_clips, embedding_dim)`` float32."""
@@ -60,6 +80,10 @@ def embed_feature_list(encoder: nn.Module, feats: Sequence[np.ndarray], *, norma
                         (end - start + 1) * feats[order[end]].shape[-1] <= max_frames_per_batch:
                     end += 1
                 idx = order[start:end]
+                if feats[idx[0]].shape[-1] > MAX_EMBED_FRAMES:  # one long clip: in windows
+                    out[idx[0]] = _embed_long(encoder, feats[idx[0]], normalize)
+                    start = end
+                    continue
                 x, lengths = pad_batch([feats[i] for i in idx])
                 emb = encoder(x, lengths)
                 if normalize:
