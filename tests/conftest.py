@@ -81,3 +81,15 @@ def trials_file(synth_data: Path) -> Path:
     p = synth_data / "trials.txt"
     p.write_text("\n".join(lines) + "\n")
     return p
+
+
+@pytest.fixture
+def gallery(trained, synth_data, tmp_path):
+    """A gallery of three synthetic classes (four clips each) for the tiny model."""
+    from soundtwin.gallery import Gallery
+
+    g = Gallery.create(tmp_path / "gal", trained[0])
+    for name in ("hum", "whistle", "knock"):
+        g.enroll(name, sorted((synth_data / "train" / name).glob("*.wav"))[:4], save=False)
+    g.save()
+    return g

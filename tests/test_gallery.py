@@ -22,15 +22,6 @@ def clips_of(root, name, n=4):
     return sorted((root / name).glob("*.wav"))[:n]
 
 
-@pytest.fixture
-def gallery(trained, synth_data, tmp_path):
-    g = Gallery.create(tmp_path / "gal", trained[0])
-    for name in ("hum", "whistle", "knock"):
-        g.enroll(name, clips_of(synth_data / "train", name), save=False)
-    g.save()
-    return g
-
-
 def test_identify_enrolled_and_reject_unknown(gallery, synth_data):
     hums = clips_of(synth_data / "test", "hum", 3)
     res = gallery.identify(hums, top=2)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,8 +104,10 @@ def decode(source: str | os.PathLike[str] | bytes, *, name: str | None = None, m
 
 
 def _first_line(exc: BaseException) -> str:
+    """libsndfile's message, without its "Error opening <object at 0x...>: " prefix."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    line = text[0] if text else type(exc).__name__
+    return re.sub(r"^Error opening .*?: ", "", line).rstrip(".") or line
 
 
 def _normalise(y: np.ndarray, name: str) -> np.ndarray:

@@ -184,7 +184,7 @@ class Gallery:
         """Open a gallery; its model is loaded from the directory it records (or ``model_dir``)
         with the torch or onnx runtime, and must have the fingerprint the gallery was made with."""
         p = Path(path)
-        if not p.is_dir() or not (version_dir_of(p) / "gallery.json").is_file():
+        if not (version_dir_of(p) / "gallery.json").is_file():  # (puts back a swap the 0.1 code left half done)
             raise GalleryError(f"{p}: no gallery here (missing gallery.json)")
         meta, emb = read_version(p, lambda vd: cls._read(p, vd))
         mdir = Path(model_dir) if model_dir else Path(str(meta.get("model_dir", "")))
