@@ -153,6 +153,46 @@ def _section(title: str, text: str, rows: list[dict], cols: list[tuple[str, str]
     return ["", f"## {title}", "", text, "", *_table(rows, cols)]
 
 
+def _faults_section(res: dict) -> list[str]:
+    """Failure paths (`benchmarks/faults.py`) beside the figures measured before issue #11's fixes."""
+    before = res.get("before", {})
+    rows = []
+    for name, r in res.get("bomb", {}).items():
+        rows.append({"what": f"30-file FLAC request, {name} ({r['file_kb']} KB each, 3 requests)",
+                     "before": f"{before.get('bomb_peak_rss_mb')} MB peak RSS (10-30 files)" if "655" in name else "",
+                     "now": f"HTTP {r['status']}, server peak RSS {r['server_peak_rss_mb']} MB "
+                            f"(idle {r['server_rss_before_mb']} MB), {r['seconds']} s"})
+        rows.append({"what": f"/healthz p99 while those are processed ({r['healthz_probes']} probes)",
+                     "before": f"{before.get('healthz_p99_ms_during_bomb')} ms" if "655" in name else "",
+                     "now": f"{r['healthz_p99_ms']} ms"})
+    if "load" in res:
+        r = res["load"]
+        rows.append({"what": f"{r['requests']} `/embed` requests from {r['clients']} clients",
+                     "before": f"{before.get('load_errors')} errors (4,000 requests)",
+                     "now": f"{r['errors']} errors, {r['req_per_s']} req/s, p99 {r['p99_ms']} ms, RSS growth "
+                            f"{r['rss_growth_mb']} MB"})
+    if "enroll" in res:
+        r = res["enroll"]
+        rows.append({"what": "two processes enrolling into one gallery at once",
+                     "before": str(before.get("enrollments_lost")) + " trials lost one",
+                     "now": f"{r['trials_with_a_lost_enrollment']} of {r['trials']} trials lost one "
+                            f"({r['processes_failed']} processes failed)"})
+    if "kills" in res:
+        r = res["kills"]
+        rows.append({"what": f"SIGKILL at {r['kills']} random points of a process rewriting a gallery",
+                     "before": str(before.get("kill_points_unopenable")),
+                     "now": f"{r['unopenable_after_kill']} of {r['kills']} left a gallery that fails to open"})
+    for r in res.get("long", []):
+        sr = "44100" if "44100" in r["file"] else "16000"
+        rows.append({"what": f"`soundtwin compare` on a WAV of {r['file']}, empty feature cache",
+                     "before": f"{before.get('long_compare_peak_mb', {}).get(sr)} MB peak RSS",
+                     "now": f"{r['peak_rss_mb']} MB peak RSS, {r['seconds']} s"})
+    return _section("Failure paths (upload bombs, load, concurrent writers, kills)",
+                    "`python benchmarks/faults.py`: a small model trained on synthetic sounds, `soundtwin serve` on "
+                    "127.0.0.1 with its default limits, bounded in requests and time. 'Before' is what issue #11 "
+                    "measured before the fixes.", rows, [("what", "what"), ("before", "before"), ("now", "now")])
+
+
 def _app_sections() -> list[str]:
     """Tables from the other benchmark scripts' JSON files, when present."""
     lines: list[str] = []
@@ -209,6 +249,9 @@ def _app_sections() -> list[str]:
                               json.loads(f.read_text()), [("protocol", "protocol"), ("triplet margin", "margin"),
                         ("cohort", "cohort"), ("raw cosine", "raw")] +
                         [(f"AS-norm top {k}", f"asnorm_{k}") for k in (50, 200, 1000)])
+    f = HERE / "faults_results.json"
+    if f.is_file():
+        lines += _faults_section(json.loads(f.read_text()))
     f = HERE / "index_results.json"
     if f.is_file():
         lines += _section("Gallery search at scale",

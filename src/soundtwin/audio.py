@@ -22,6 +22,8 @@ SILENCE_PEAK = 1e-6
 #: A float clip whose peak passes this (about +18 dBFS: no real headroom) is rescaled to a peak of 1.0
 #: at decoding, so that e.g. integer sample values stored as floats, or 1e30, give finite features.
 MAX_PEAK = 8.0
+#: Recordings longer than this (seconds) are resampled while decoding when a target rate is given.
+STREAM_RESAMPLE_MIN_S = 600
 #: Native frames decoded at a time: a file is mixed to mono block by block, so its channels are
 #: never all in memory at once.
 DECODE_BLOCK = 1 << 16
@@ -40,14 +42,19 @@ def _source_name(source: object, name: str | None) -> str:
 
 
 def decode(source: str | os.PathLike[str] | bytes, *, name: str | None = None, max_seconds: float | None = None,
-           max_channels: int | None = None, max_rate: int | None = None) -> tuple[np.ndarray, int]:
+           max_channels: int | None = None, max_rate: int | None = None,
+           target_sr: int | None = None) -> tuple[np.ndarray, int]:
     """Decode a file or its bytes to mono float32 at its native rate, in bounded blocks.
 
     Duration, channels and rate are checked from the header first (``max_*``; :class:`AudioLimitError`),
     and the duration again while decoding (a header can lie). Peak memory is the mono signal plus
     one block of :data:`DECODE_BLOCK` frames, whatever the channel count. Non-finite samples are an
     error; a peak above :data:`MAX_PEAK` is rescaled to 1.0. Errors name the file (or ``name``) and
-    say which formats are read."""
+    say which formats are read.
+
+    ``target_sr``: a recording longer than :data:`STREAM_RESAMPLE_MIN_S` is resampled block by block
+    while it is decoded (soxr's streaming resampler), so its native-rate signal is never whole in
+    memory; shorter clips come back at their native rate (resampled in one go by the caller)."""
     label = _source_name(source, name)
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
@@ -76,31 +83,42 @@ def decode(source: str | os.PathLike[str] | bytes, *, name: str | None = None, m
         limit = None if max_seconds is None else int(max_seconds * sr)
         if limit is not None and frames > limit:
             raise AudioLimitError(f"{label}: {frames / sr:.1f} s is longer than the {max_seconds:g} s limit")
+        stream = None
+        if target_sr is not None and target_sr != sr and frames > STREAM_RESAMPLE_MIN_S * sr:
+            stream = soxr.ResampleStream(sr, int(target_sr), 1, dtype="float32", quality="HQ")
+            frames = int(frames * target_sr / sr) + 64  # the output's length, about
         known = 0 < frames < (1 << 40)
         out = np.empty(frames if known else 0, dtype=np.float32)
         parts: list[np.ndarray] = []
         got = 0
+        flushed = False
         try:
             while True:
                 block = fh.read(DECODE_BLOCK, dtype="float32", always_2d=True)
                 if not len(block):
-                    break
-                mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
-                if limit is not None and got + len(mono) > limit:
-                    raise AudioLimitError(f"{label}: longer than the {max_seconds:g} s limit")
+                    if stream is None or flushed:
+                        break
+                    mono, flushed = stream.resample_chunk(np.zeros(0, np.float32), last=True), True
+                else:
+                    mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+                    if limit is not None and got + len(mono) > limit and stream is None:
+                        raise AudioLimitError(f"{label}: longer than the {max_seconds:g} s limit")
+                    if stream is not None:
+                        flushed = len(block) < DECODE_BLOCK
+                        mono = stream.resample_chunk(np.ascontiguousarray(mono), last=flushed)
                 if known and got + len(mono) <= len(out):
                     out[got:got + len(mono)] = mono
                 else:
                     if known:  # the header under-counted: keep what we have, go on in parts
                         parts, known = [out[:got].copy()], False
-                    parts.append(mono.copy())
+                    parts.append(np.array(mono, dtype=np.float32))
                 got += len(mono)
         except AudioError:
             raise
         except Exception as exc:
             raise AudioError(f"{label}: cannot decode audio ({_first_line(exc)})") from None
     y = out[:got] if known else (np.concatenate(parts) if parts else np.zeros(0, np.float32))
-    return _normalise(y, label), sr
+    return _normalise(y, label), (int(target_sr) if stream is not None else sr)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -112,14 +130,21 @@ def _first_line(exc: BaseException) -> str:
 
 def _normalise(y: np.ndarray, name: str) -> np.ndarray:
     """Check finiteness, and rescale an implausibly hot float clip to a peak of 1.0."""
-    if y.size == 0:
-        raise AudioError(f"{name}: empty audio (no samples)")
-    if not np.all(np.isfinite(y)):
-        raise AudioError(f"{name}: audio contains NaN or infinite samples")
-    peak = float(np.max(np.abs(y)))
+    peak = _finite_peak(y, name)
     if peak > MAX_PEAK:
         y = (y / np.float32(peak)).astype(np.float32)
     return y
+
+
+def _finite_peak(y: np.ndarray, name: str) -> float:
+    """Largest absolute sample, without a temporary array (an hour of audio is 230 MB); NaN and
+    infinities propagate through max and min, so this also checks finiteness."""
+    if y.size == 0:
+        raise AudioError(f"{name}: empty audio (no samples)")
+    hi, lo = float(np.max(y)), float(np.min(y))
+    if not (np.isfinite(hi) and np.isfinite(lo)):
+        raise AudioError(f"{name}: audio contains NaN or infinite samples")
+    return max(hi, -lo)
 
 
 def audio_extensions() -> frozenset[str]:
@@ -153,11 +178,8 @@ def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 
 def validate_signal(y: np.ndarray, *, name: str = "signal", check_silence: bool = True) -> np.ndarray:
     """Check a decoded mono signal: non-empty, finite, not digitally silent. Returns it unchanged."""
-    if y.size == 0:
-        raise AudioError(f"{name}: empty audio (no samples)")
-    if not np.all(np.isfinite(y)):
-        raise AudioError(f"{name}: audio contains NaN or infinite samples")
-    if check_silence and float(np.max(np.abs(y))) <= SILENCE_PEAK:
+    peak = _finite_peak(y, name)
+    if check_silence and peak <= SILENCE_PEAK:
         raise NoSoundError(f"{name}: audio is digitally silent")
     return y
 
@@ -168,10 +190,7 @@ def prepare_signal(
     """Mono-mix, validate and resample an in-memory signal. Returns ``(y, sr)``."""
     if not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise AudioError(f"{name}: sample rate must be a positive integer, got {sr!r}")
-    y = to_mono(y)
-    if y.size and np.all(np.isfinite(y)):
-        y = _normalise(y, name)
-    y = validate_signal(y, name=name)
+    y = validate_signal(_normalise(to_mono(y), name), name=name)
     if target_sr is not None:
         y = resample(y, int(sr), int(target_sr))
         sr = int(target_sr)

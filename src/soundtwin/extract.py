@@ -234,7 +234,7 @@ class FeatureExtractor:
                 return np.load(cpath, allow_pickle=False), digest, False
             except (OSError, ValueError):
                 log.warning("ignoring unreadable cache entry %s", cpath)
-        signal, sr = decode(data if data is not None else path, name=str(path))
+        signal, sr = decode(data if data is not None else path, name=str(path), target_sr=self.cfg.sample_rate)
         feat = self.from_signal(signal, int(sr), name=str(path))
         if cpath is not None and write_entry:
             buf = io.BytesIO()

@@ -57,17 +57,23 @@ def log_mel(
     if single:
         x = x[None]
     pad = n_fft // 2
-    xp = np.pad(x, ((0, 0), (pad, pad)))
-    n_frames = 1 + (xp.shape[1] - n_fft) // hop_length
-    frames = np.lib.stride_tricks.sliding_window_view(xp, n_fft, axis=1)[:, ::hop_length][:, :n_frames]
+    n_frames = 1 + (x.shape[1] + 2 * pad - n_fft) // hop_length
     basis = _mel_basis(sr, n_fft, n_mels, float(fmin), float(fmax))
     win = _window(n_fft, win_length)
     if n_frames <= FRAME_CHUNK:
+        xp = np.pad(x, ((0, 0), (pad, pad)))
+        frames = np.lib.stride_tricks.sliding_window_view(xp, n_fft, axis=1)[:, ::hop_length][:, :n_frames]
         out = _log_mel_frames(frames, win, basis)
-    else:  # a long recording: the spectrum of FRAME_CHUNK frames at a time, so memory stays bounded
+    else:  # a long recording: FRAME_CHUNK frames at a time, padding only each chunk, so memory stays bounded
         out = np.empty((x.shape[0], n_mels, n_frames), dtype=np.float32)
-        for t in range(0, n_frames, FRAME_CHUNK):
-            out[:, :, t:t + FRAME_CHUNK] = _log_mel_frames(frames[:, t:t + FRAME_CHUNK], win, basis)
+        for t0 in range(0, n_frames, FRAME_CHUNK):
+            t1 = min(n_frames, t0 + FRAME_CHUNK)
+            a, b = t0 * hop_length - pad, (t1 - 1) * hop_length + n_fft - pad  # samples, in x's coordinates
+            seg = np.zeros((x.shape[0], b - a), dtype=np.float32)
+            lo, hi = max(a, 0), min(b, x.shape[1])
+            seg[:, lo - a:hi - a] = x[:, lo:hi]
+            frames = np.lib.stride_tricks.sliding_window_view(seg, n_fft, axis=1)[:, ::hop_length][:, :t1 - t0]
+            out[:, :, t0:t1] = _log_mel_frames(frames, win, basis)
     return out[0] if single else out
 
 
