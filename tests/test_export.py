@@ -81,3 +81,16 @@ def test_server_runs_on_onnx(exported, synth_data, tmp_path):
     a, b = sorted((synth_data / "test" / "whistle").glob("*.wav"))[:2]
     r = c.post("/compare", files={"a": a.read_bytes(), "b": b.read_bytes()})
     assert r.status_code == 200 and -1 <= r.json()["score"] <= 1
+
+
+def test_onnx_embeds_long_clips_in_the_same_windows_as_torch(exported, monkeypatch):
+    import soundtwin.scoring as smod
+    from soundtwin.onnx_runtime import OnnxVerifier
+    from soundtwin.verifier import Verifier
+
+    monkeypatch.setattr(smod, "MAX_EMBED_FRAMES", 120)
+    t = np.arange(3 * 16000) / 16000
+    y = (0.3 * np.sin(2 * np.pi * (300 + 200 * t) * t)).astype(np.float32)  # 3 s: 301 frames, 4 windows
+    a = Verifier.load(exported, cache_dir=False).embed([(y, 16000)])
+    b = OnnxVerifier.load(exported, cache_dir=False).embed([(y, 16000)])
+    assert np.abs(a - b).max() < 1e-4

@@ -154,3 +154,24 @@ def test_unreadable_pack_is_ignored(tmp_path, batch_files, caplog):
     assert not errors and "ignoring unreadable feature pack" in caplog.text
     for a, b in zip(cold, again, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("sr,n_fft,n_mels,fmin,fmax", [(16000, 512, 64, 20.0, 0.0), (22050, 2048, 128, 0.0, 0.0),
+                                                       (8000, 256, 40, 50.0, 3800.0)])
+def test_our_mel_filterbank_is_librosas(sr, n_fft, n_mels, fmin, fmax):
+    """Ours avoids importing librosa (2.5 s) when a clip is featurised; it must be the same filterbank."""
+    import librosa
+
+    from soundtwin.features import mel_basis
+
+    ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax or sr / 2)
+    np.testing.assert_allclose(mel_basis(sr, n_fft, n_mels, fmin, fmax), ref, rtol=0, atol=1e-7)
+
+
+def test_long_signals_get_the_same_log_mel_in_chunks(monkeypatch):
+    import soundtwin.features as F
+
+    y = np.random.default_rng(0).standard_normal(16000 * 7).astype(np.float32)
+    whole = F.log_mel(y)
+    monkeypatch.setattr(F, "FRAME_CHUNK", 97)  # many chunks, edges included
+    np.testing.assert_allclose(F.log_mel(y), whole, atol=1e-5)

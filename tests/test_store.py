@@ -321,7 +321,9 @@ def test_corrupt_galleries_give_one_line_errors(gallery, tmp_path):
     shutil.copytree(gallery.path, d)
     emb = np.load(d / "embeddings.npy")
     np.save(d / "embeddings.npy", np.zeros((len(emb), emb.shape[1] + 3), np.float32))
-    r = cli("gallery", d, "list")
+    clip = tmp_path / "c.wav"
+    sf.write(clip, tone(), 16000)
+    r = cli("identify", d, clip)
     assert r.exit_code == 2 and "embeddings of dimension" in r.stderr
     np.save(d / "embeddings.npy", emb)
     meta = json.loads((d / "gallery.json").read_text())
@@ -360,14 +362,14 @@ def test_train_into_the_current_directory_works(synth_data, tmp_path, monkeypatc
 
 
 def test_long_clips_are_embedded_in_bounded_windows(trained, monkeypatch):
-    import soundtwin.verifier as vmod
+    import soundtwin.scoring as smod
 
     v = Verifier.load(trained[0], cache_dir=False)
     seen = []
     enc = v.encoder
     real = enc.forward
     monkeypatch.setattr(enc, "forward", lambda x, lengths: (seen.append(x.shape[-1]), real(x, lengths))[1])
-    monkeypatch.setattr(vmod, "MAX_EMBED_FRAMES", 200)
+    monkeypatch.setattr(smod, "MAX_EMBED_FRAMES", 200)
     y = np.concatenate([tone(300, seconds=3.0), tone(900, seconds=3.0)])
     e = v.embed([(y, 16000)])
     assert max(seen) == 200 and len(seen) >= 5 and np.all(np.isfinite(e))

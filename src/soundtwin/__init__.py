@@ -11,20 +11,18 @@ from .errors import (  # noqa: E402
     NoSoundError,
     SoundtwinError,
 )
-from .audio import load_audio  # noqa: E402
-from .config import ExperimentConfig, load_config  # noqa: E402
-from .scoring import Decision  # noqa: E402
+
+#: Public names and the module each comes from; imported on first use, so ``import soundtwin`` (and
+#: every CLI command) starts without torch, librosa or scipy until a command needs them.
+_LAZY = {"load_audio": "audio", "ExperimentConfig": "config", "load_config": "config", "Decision": "scoring",
+         "Verifier": "verifier", "Gallery": "gallery"}
 
 
-def __getattr__(name: str):  # torch is imported only when a torch-backed object is asked for
-    if name == "Verifier":
-        from .verifier import Verifier
+def __getattr__(name: str):  # noqa: ANN202
+    if name in _LAZY:
+        import importlib
 
-        return Verifier
-    if name == "Gallery":
-        from .gallery import Gallery
-
-        return Gallery
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'soundtwin' has no attribute {name!r}")
 
 __all__ = [

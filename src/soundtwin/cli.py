@@ -47,6 +47,10 @@ Cache = Annotated[Optional[Path], typer.Option("--cache", help="Feature cache fo
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the feature cache.")]
 
 
+Runtime = Annotated[str, typer.Option(help="torch, onnx, or auto: onnx when the model holds its model.onnx "
+                                             "(soundtwin export; starts much faster), else torch.")]
+
+
 def _cache(cache: Optional[Path], no_cache: bool) -> Path | None | bool:
     return False if no_cache else cache
 
@@ -167,11 +171,12 @@ def compare(
     a: Annotated[Path, typer.Argument(help="First clip.")],
     b: Annotated[Path, typer.Argument(help="Second clip.")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    runtime: Runtime = "auto",
 ) -> None:
     """Are two clips the same kind of sound? Prints score, threshold and decision."""
-    from .verifier import Verifier
+    from .gallery import load_verifier
 
-    d = Verifier.load(model).verify(a, b)
+    d = load_verifier(model, runtime).verify(a, b)
     if as_json:
         _echo_json({"a": str(a), "b": str(b), "score": d.score, "threshold": d.threshold, "same": d.same,
                     "probability": d.probability})
@@ -309,18 +314,17 @@ def gallery_cmd(
     """List a gallery's classes, or remove one."""
     from .gallery import Gallery
 
-    g = Gallery.load(gallery)
-    if action == "list":
+    if action == "list":  # from the gallery's files alone: no model is loaded
+        info = Gallery.summary(gallery)
         if as_json:
-            _echo_json({"classes": g.classes, "threshold": g.threshold, "scoring": g.scoring,
-                        "model_fingerprint": g.verifier.fingerprint})
+            _echo_json(info)
         else:
-            for name, n in g.classes.items():
+            for name, n in info["classes"].items():
                 typer.echo(f"{name}\t{n}")
     elif action == "remove":
         if not label:
             raise SoundtwinError("remove needs a LABEL")
-        n = g.remove(label)
+        n = Gallery.load(gallery).remove(label)
         typer.echo(f"removed {label} ({n} clip(s)) from {gallery}")
     else:
         raise SoundtwinError(f"unknown action {action!r}: use list or remove")

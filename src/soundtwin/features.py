@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import warnings
 
-import librosa
 import numpy as np
 
 from .config import FeatureConfig
@@ -22,9 +21,36 @@ LOG_FLOOR = 1e-8
 FRAME_CHUNK = 8192
 
 
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default, ``htk=False``): linear below 1 kHz, logarithmic above."""
+    f = np.asarray(f, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, f / f_sp)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
 @functools.lru_cache(maxsize=16)
-def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax or sr / 2).astype(np.float32)
+def mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """``(n_mels, 1 + n_fft // 2)`` triangular filters on the Slaney mel scale with Slaney (area)
+    normalisation: ``librosa.filters.mel``'s defaults, computed here so that featurising a clip does not
+    import librosa (about 2.5 s of start-up); a test checks the two agree."""
+    fmax = fmax or sr / 2
+    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2:n_mels + 2] - mel_f[:n_mels]))[:, None]
+    return weights.astype(np.float32)
 
 
 @functools.lru_cache(maxsize=16)
@@ -58,7 +84,7 @@ def log_mel(
         x = x[None]
     pad = n_fft // 2
     n_frames = 1 + (x.shape[1] + 2 * pad - n_fft) // hop_length
-    basis = _mel_basis(sr, n_fft, n_mels, float(fmin), float(fmax))
+    basis = mel_basis(sr, n_fft, n_mels, float(fmin), float(fmax))
     win = _window(n_fft, win_length)
     if n_frames <= FRAME_CHUNK:
         xp = np.pad(x, ((0, 0), (pad, pad)))
@@ -86,6 +112,8 @@ def _log_mel_frames(frames: np.ndarray, win: np.ndarray, basis: np.ndarray) -> n
 
 def mfcc_from_log_mel(logmel: np.ndarray, *, n_mfcc: int = 20) -> np.ndarray:
     """DCT-II (orthonormal) over the mel axis of a log-mel matrix, keeping ``n_mfcc`` coefficients."""
+    import librosa
+
     return librosa.feature.mfcc(S=10.0 / np.log(10.0) * logmel, n_mfcc=n_mfcc).astype(np.float32)
 
 
@@ -102,6 +130,8 @@ def tutorial_mfcc(y: np.ndarray, *, sr: int = 22050, decimate: int = 3, n_mfcc: 
                   max_frames: int = 400) -> np.ndarray:
     """The tutorial's ``audio2vector``: ``y[::3]``, librosa MFCC at the (undecimated) rate ``sr``,
     zero-padded or cut to ``max_frames`` frames. ``y`` must already be at ``sr`` (librosa's default 22,050 Hz)."""
+    import librosa
+
     y = np.asarray(y, dtype=np.float32)[::decimate]
     with warnings.catch_warnings():  # librosa warns when a short clip is below n_fft; the tutorial ignores it
         warnings.simplefilter("ignore", UserWarning)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 from .errors import SoundtwinError
 
@@ -63,6 +62,8 @@ def eer(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve (probability a genuine trial outscores an impostor; ties count half)."""
     s, y = _check(scores, labels)
+    from scipy.stats import rankdata  # (scipy.stats takes a second to import: only where needed)
+
     ranks = rankdata(s)
     n_pos, n_neg = int(y.sum()), int((1 - y).sum())
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

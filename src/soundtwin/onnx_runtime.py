@@ -16,7 +16,8 @@ import numpy as np
 from .config import config_from_dict
 from .errors import ConfigError, ModelError, SoundtwinError
 from .io import read_json
-from .scoring import EmbedderBase
+from . import scoring
+from .scoring import EmbedderBase, window_starts
 from .store import read_version
 from .modeldir import check_meta
 
@@ -30,7 +31,21 @@ def _pad(feats: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class OnnxVerifier(EmbedderBase):
+
     """Same interface as :class:`~soundtwin.verifier.Verifier` for embedding, scoring and deciding."""
+
+    def _embed_long(self, feat: np.ndarray) -> np.ndarray:
+        w = scoring.MAX_EMBED_FRAMES
+        acc = None
+        for s0 in window_starts(feat.shape[-1], w):
+            x = np.ascontiguousarray(feat[None, :, s0:s0 + w])
+            e = self.session.run(["embedding"], {"feats": x, "lengths": np.array([w], np.int64)})[0][0]
+            e = e / max(float(np.linalg.norm(e)), 1e-12) if self.cfg.model.distance == "cosine" else e
+            acc = e if acc is None else acc + e
+        emb = acc / len(window_starts(feat.shape[-1], w))  # type: ignore[operator]
+        if self.cfg.model.distance == "cosine":
+            emb = emb / max(float(np.linalg.norm(emb)), 1e-12)
+        return emb.astype(np.float32)
 
     def __init__(self, session, cfg, **kw) -> None:  # type: ignore[no-untyped-def]
         super().__init__(cfg, **kw)
@@ -79,8 +94,19 @@ class OnnxVerifier(EmbedderBase):
     def embed_features(self, feats: Sequence[np.ndarray], max_batch: int = 64) -> np.ndarray:
         if not feats:
             raise SoundtwinError("nothing to embed")
+        long = [i for i, f in enumerate(feats) if f.shape[-1] > scoring.MAX_EMBED_FRAMES]
+        if long:  # as the torch runtime does: windows, unit embeddings averaged
+            out_long = {i: self._embed_long(feats[i]) for i in long}
+            rest = [i for i in range(len(feats)) if i not in out_long]
+            emb_rest = self.embed_features([feats[i] for i in rest], max_batch) if rest else None
+            dim = next(iter(out_long.values())).shape[-1]
+            out = np.zeros((len(feats), dim), dtype=np.float32)
+            for i, e in out_long.items():
+                out[i] = e
+            for k, i in enumerate(rest):
+                out[i] = emb_rest[k]  # type: ignore[index]
+            return out
         order = np.argsort([f.shape[-1] for f in feats], kind="stable")
-        out = np.zeros((len(feats), 0), dtype=np.float32)
         chunks = []
         for k in range(0, len(order), max_batch):
             idx = order[k:k + max_batch]

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from .config import ExperimentConfig
-from .extract import FeatureExtractor
 from .metrics import logistic
 
 AudioInput = str | os.PathLike | tuple[np.ndarray, int]
@@ -39,6 +38,19 @@ def score_embeddings(a: np.ndarray, b: np.ndarray, distance: str) -> np.ndarray:
     return -np.sqrt(np.maximum(np.sum((a - b) ** 2, axis=-1), 1e-7))
 
 
+#: A clip longer than this many frames (60 s at a 10 ms hop) is embedded in windows of this length
+#: (half overlapping), whose unit embeddings are averaged: memory stays bounded for hour-long input.
+MAX_EMBED_FRAMES = 6000
+
+
+def window_starts(n_frames: int, width: int) -> list[int]:
+    """Starts of half-overlapping windows of ``width`` frames covering ``n_frames`` (the last one flush)."""
+    starts = list(range(0, n_frames - width + 1, width // 2))
+    if starts[-1] + width < n_frames:
+        starts.append(n_frames - width)
+    return starts
+
+
 class EmbedderBase:
     """Shared behaviour; subclasses implement :meth:`embed_features`."""
 
@@ -48,6 +60,8 @@ class EmbedderBase:
         self.threshold = float(threshold)
         self.calibration = (float(calibration[0]), float(calibration[1]))
         self.meta: dict[str, Any] = dict(meta or {})
+        from .extract import FeatureExtractor  # (decoders: imported when a model is loaded)
+
         self.extractor = FeatureExtractor(cfg.features, cache_dir=cache_dir)
         self.model_dir: Path | None = None
 

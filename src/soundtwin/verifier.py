@@ -27,7 +27,8 @@ from .errors import ModelError, SoundtwinError
 from .metrics import eer as compute_eer
 from .metrics import fit_logistic, threshold_at_far
 from .models import build_encoder
-from .scoring import AudioInput, Decision, EmbedderBase, score_embeddings  # noqa: F401 (re-exported)
+from . import scoring
+from .scoring import AudioInput, Decision, EmbedderBase, score_embeddings, window_starts  # noqa: F401 (re-exported)
 from .modeldir import FORMAT_VERSION, read_model_files, seal_meta, weights_fingerprint  # noqa: F401
 from .store import new_version, read_version
 
@@ -42,16 +43,9 @@ def pad_batch(feats: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(out), lengths
 
 
-#: A clip longer than this many frames (60 s at a 10 ms hop) is embedded in windows of this length
-#: (half overlapping), whose unit embeddings are averaged: memory stays bounded for hour-long input.
-MAX_EMBED_FRAMES = 6000
-
-
 def _embed_long(encoder: nn.Module, feat: np.ndarray, normalize: bool) -> np.ndarray:
-    t, w = feat.shape[-1], MAX_EMBED_FRAMES
-    starts = list(range(0, t - w + 1, w // 2))
-    if starts[-1] + w < t:
-        starts.append(t - w)
+    w = scoring.MAX_EMBED_FRAMES
+    starts = window_starts(feat.shape[-1], w)
     acc = None
     for s0 in starts:
         x = torch.from_numpy(np.ascontiguousarray(feat[:, s0:s0 + w]))[None]
@@ -80,7 +74,7 @@ def embed_feature_list(encoder: nn.Module, feats: Sequence[np.ndarray], *, norma
                         (end - start + 1) * feats[order[end]].shape[-1] <= max_frames_per_batch:
                     end += 1
                 idx = order[start:end]
-                if feats[idx[0]].shape[-1] > MAX_EMBED_FRAMES:  # one long clip: in windows
+                if feats[idx[0]].shape[-1] > scoring.MAX_EMBED_FRAMES:  # one long clip: in windows
                     out[idx[0]] = _embed_long(encoder, feats[idx[0]], normalize)
                     start = end
                     continue
