@@ -234,3 +234,17 @@ def test_gallery_calibration_matches_plain_leave_one_out(gallery):
     g.remove("knock")
     g.remove("whistle")  # one class left: no impostors, so the model's held-out trials decide
     assert g.threshold_rule.startswith("model far=0.05")
+
+
+def test_one_single_clip_class_does_not_reset_the_gallery_threshold(gallery, synth_data):
+    """The gallery's own trials keep setting the threshold when one class has a single clip."""
+    g = Gallery.load(gallery.path)
+    assert g.threshold_rule == "gallery eer"
+    before = g.threshold
+    g.enroll("hiss", clips_of(synth_data / "train", "hiss", 1))
+    r = runner.invoke(app, ["gallery", str(gallery.path), "list", "--json"])
+    info = json.loads(r.stdout)
+    assert info["threshold_rule"] == "gallery eer" and info["classes"]["hiss"] == 1
+    scores, genuine = Gallery.load(gallery.path).enrolled_trials()
+    assert genuine.sum() == 12 and len(genuine) == 13 * 4 - 1  # 12 genuine; the singleton adds 3 impostors
+    assert abs(info["threshold"] - before) < 0.3

@@ -83,7 +83,9 @@ def train(
 
     def bar(name: str, desc: str, unit: str) -> Callable[[int], None]:
         def total(n: int) -> None:
-            bars[name] = tqdm(total=n, desc=desc, unit=unit, disable=quiet, leave=False, file=sys.stderr)
+            # a bar only on a terminal: redirected to a file, bars are cursor codes and stale lines
+            bars[name] = tqdm(total=n, desc=desc, unit=unit, disable=quiet or not sys.stderr.isatty(), leave=False,
+                              file=sys.stderr)
         return total
 
     def tick(name: str) -> Callable[[int], None]:
@@ -92,7 +94,7 @@ def train(
     def epoch_line(e: Any) -> None:
         line = (f"epoch {e.epoch:3d}/{e.epochs}  loss {e.loss:.4f}  held-out EER {e.heldout_eer:.4f}  "
                 f"lr {e.lr:.2e}  {e.seconds:.1f}s")
-        (tqdm.write if not quiet else typer.echo)(line)
+        (tqdm.write if not quiet and sys.stderr.isatty() else typer.echo)(line)
 
     try:
         res = run_train(data, out, cfg, resume=resume, overwrite=overwrite, cache_dir=_cache(cache, no_cache),
@@ -109,6 +111,8 @@ def train(
     finally:
         for b in bars.values():
             b.close()
+    for w in res.warnings:
+        typer.echo(f"warning: {w}", err=True)
     for _path, msg in res.skipped:
         typer.echo(f"skipped: {msg}", err=True)
     if res.skipped:
@@ -148,10 +152,13 @@ def evaluate(
     ev = run_eval(v, trials)
     if scores:
         write_scores(scores, ev)
+    for w in ev.warnings:
+        typer.echo(f"warning: {w}", err=True)
     out: dict[str, Any] = {"trials": len(ev.scores), "clips": ev.n_clips,
                            "clips_per_second": round(ev.n_clips / max(ev.embed_seconds, 1e-9), 1)}
     if ev.metrics is not None:
         out.update(ev.metrics.as_dict())
+    out["warnings"] = ev.warnings
     if as_json:
         _echo_json(out)
         return
@@ -177,9 +184,11 @@ def compare(
     from .gallery import load_verifier
 
     d = load_verifier(model, runtime).verify(a, b)
+    for w in d.warnings:
+        typer.echo(f"warning: {w}", err=True)
     if as_json:
         _echo_json({"a": str(a), "b": str(b), "score": d.score, "threshold": d.threshold, "same": d.same,
-                    "probability": d.probability})
+                    "probability": d.probability, "warnings": list(d.warnings)})
         return
     typer.echo(f"score {d.score:.4f}  threshold {d.threshold:.4f}  probability {d.probability:.3f}  "
                f"-> {'same' if d.same else 'different'}")
@@ -367,9 +376,12 @@ def verify(
     g = Gallery.load(gallery)
     paths = _clip_args(clips)
     res = g.verify(label, paths)
+    for d in res:
+        for w in d.warnings:
+            typer.echo(f"warning: {w}", err=True)
     if as_json:
         _echo_json([{"clip": str(p), "label": label, "score": d.score, "threshold": d.threshold, "same": d.same,
-                     "probability": d.probability} for p, d in zip(paths, res)])
+                     "probability": d.probability, "warnings": list(d.warnings)} for p, d in zip(paths, res)])
         return
     for p, d in zip(paths, res):
         typer.echo(f"{p}\t{'yes' if d.same else 'no'}\tscore {d.score:.3f}\tprobability {d.probability:.2f}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,7 @@ class Evaluation:
     metrics: Metrics | None
     n_clips: int
     embed_seconds: float
+    warnings: list[str] = field(default_factory=list)
 
 
 def score_trials(verifier: EmbedderBase, trials: Trials,
@@ -94,7 +95,53 @@ def evaluate(verifier: EmbedderBase, trials: Trials | str | os.PathLike[str],
     scores, n, secs = score_trials(verifier, trials, progress)
     m = trials.labelled
     metrics = summarize(scores[m], trials.labels[m], verifier.threshold) if m.any() else None
-    return Evaluation(trials, scores, metrics, n, secs)
+    warnings = [w for w in (chance_warning(verifier.meta.get("heldout_eer")),) if w]
+    seen = training_clip_keys(verifier)
+    if seen:
+        uniq = sorted(set(trials.a) | set(trials.b))
+        inside = sum(clip_key(p) in seen for p in uniq)
+        if inside:
+            warnings.append(f"{inside} of the {len(uniq)} evaluation clips were in this model's training data: "
+                            f"the figures overstate how it does on new clips")
+    return Evaluation(trials, scores, metrics, n, secs, warnings)
+
+
+#: A held-out EER at or above this is reported as near chance (0.5).
+CHANCE_EER = 0.4
+
+
+def chance_warning(heldout_eer: float | None) -> str | None:
+    """A warning when a model's held-out EER is near chance, else ``None``."""
+    if heldout_eer is None or heldout_eer < CHANCE_EER:
+        return None
+    return (f"the model's held-out EER is {heldout_eer:.2f}, near chance (0.5): it barely tells these classes apart, "
+            f"so its scores mean little")
+
+
+def clip_key(path: str | os.PathLike[str]) -> str:
+    """What identifies a training clip in ``train_clips.txt``: a hash of its file name and size (no paths,
+    so a moved dataset still matches; no content read)."""
+    import hashlib
+
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError:
+        size = -1
+    return hashlib.blake2b(f"{p.name}\0{size}".encode(), digest_size=8).hexdigest()
+
+
+def training_clip_keys(verifier: EmbedderBase) -> set[str]:
+    """Keys of the clips the model was trained on (empty for models saved before they were recorded)."""
+    if verifier.model_dir is None:
+        return set()
+    from .store import version_dir
+
+    f = version_dir(verifier.model_dir) / "train_clips.txt"
+    try:
+        return set(f.read_text().split())
+    except OSError:
+        return set()
 
 
 def write_scores(path: str | os.PathLike[str], ev: Evaluation) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 import json
 import os
 import re
@@ -25,7 +26,7 @@ from .errors import GalleryError
 from .index import EXACT_MAX
 from .io import read_json
 from .modeldir import embedding_width, read_calibration
-from .scoring import AudioInput, Decision, EmbedderBase
+from .scoring import AudioInput, Decision, EmbedderBase, clip_name
 from .store import StoreError, check_writable, locked, new_version, read_version
 
 UNKNOWN = "unknown"
@@ -306,10 +307,11 @@ class Gallery:
     def enrolled_trials(self, max_queries: int = 2000) -> tuple[np.ndarray, np.ndarray] | None:
         """Leave-one-out trials on the enrolled clips, scored the way queries are: each clip against its own
         class without it (genuine) and against every other class (impostor); at most ``max_queries`` clips
-        (seeded sample). ``None`` unless there are two or more classes, every class has two or more clips,
-        and the gallery is small enough to search exactly."""
+        (seeded sample). A clip of a class enrolled with one clip has no genuine trial (its class is empty
+        without it) but still gives impostor trials. ``None`` unless there are two or more classes, at least
+        one with two or more clips, and the gallery is small enough to search exactly."""
         counts = self.classes
-        if len(counts) < 2 or min(counts.values()) < 2 or len(self.labels) > self.exact_max:
+        if len(counts) < 2 or max(counts.values()) < 2 or len(self.labels) > self.exact_max:
             return None
         names = list(counts)
         lab = np.searchsorted(names, self.labels)  # names are sorted
@@ -329,10 +331,14 @@ class Gallery:
             scores = np.empty((len(q), len(names)))
             for k, i in enumerate(q[:500]):
                 keep = np.arange(n) != i
-                scores[k] = class_scores(self.embeddings[i:i + 1], self.embeddings[keep], labels[keep], names,
-                                         self.scoring, self.verifier.cfg.model.distance)[0]
-            scores, genuine = scores[: min(len(q), 500)], genuine[: min(len(q), 500)]
-        return scores.ravel(), genuine.ravel()
+                with warnings.catch_warnings():  # (a singleton's own class is empty without it: masked below)
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    scores[k] = class_scores(self.embeddings[i:i + 1], self.embeddings[keep], labels[keep], names,
+                                             self.scoring, self.verifier.cfg.model.distance)[0]
+            q, scores, genuine = q[:500], scores[: min(len(q), 500)], genuine[: min(len(q), 500)]
+        sizes = np.array([counts[c] for c in names])
+        usable = ~((genuine == 1) & (sizes[lab[q]] < 2)[:, None])  # no genuine trial from a one-clip class
+        return scores[usable], genuine[usable]
 
     def recalibrate(self) -> None:
         """Re-derive the threshold at the gallery's operating point (``self.far``) after a change."""
@@ -344,12 +350,12 @@ class Gallery:
 
         ``source``: ``"gallery"`` (leave-one-out trials on the enrolled clips, scored as queries are, so the
         threshold fits class scoring), ``"model"`` (the model's held-out pair trials), or ``"auto"``
-        (gallery when it has at least two classes of two clips or more, else model)."""
+        (gallery when it has two classes or more, one of them with two clips or more, else model)."""
         from .metrics import eer, threshold_at_far
 
         trials = self.enrolled_trials() if source in ("auto", "gallery") else None
         if trials is None and source == "gallery":
-            raise GalleryError(f"{self.path}: gallery calibration needs two classes with two or more clips each")
+            raise GalleryError(f"{self.path}: gallery calibration needs two classes, one of them with two or more clips")
         if trials is None:
             from .errors import ModelError
 
@@ -491,10 +497,16 @@ class Gallery:
         return self.identify_embeddings(self.verifier.embed(list(clips)), [str(c) if not isinstance(c, tuple) else "<array>" for c in clips], top)
 
     def verify(self, label: str, clips: Sequence[AudioInput]) -> list[Decision]:
-        """Is each clip of class ``label``? One decision per clip, against that class alone."""
+        """Is each clip of class ``label``? One decision per clip, against that class alone (with a
+        warning where a clip is too short to judge)."""
         if label not in self.classes:
             raise GalleryError(f"{self.path}: no class {label!r} (classes: {', '.join(self.classes) or 'none'})")
-        s, classes = self.scores(self.verifier.embed(list(clips)))
+        feats = self.verifier.features_of(list(clips))
+        s, classes = self.scores(self.verifier.embed_features(feats))
         col = s[:, classes.index(label)]
-        return [Decision(float(x), self.threshold, bool(x >= self.threshold), float(self.verifier.probability(x)))
-                for x in col]
+        out = []
+        for k, (x, c) in enumerate(zip(col, clips)):
+            warn = tuple(self.verifier.short_clip_warnings([feats[k]], [clip_name(c, k)]))
+            out.append(Decision(float(x), self.threshold, bool(x >= self.threshold),
+                                float(self.verifier.probability(x)), warn))
+        return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,12 @@ class Decision:
     threshold: float
     same: bool
     probability: float
+    warnings: tuple[str, ...] = ()  # e.g. a clip shorter than the model was trained on
+
+
+def clip_name(clip: AudioInput, k: int = 0) -> str:
+    """How a clip is named in messages: its path, or ``signal k`` for an in-memory one."""
+    return f"signal {k}" if isinstance(clip, tuple) else str(clip)
 
 
 def score_embeddings(a: np.ndarray, b: np.ndarray, distance: str) -> np.ndarray:
@@ -84,14 +90,36 @@ class EmbedderBase:
             return self.extractor.from_signal(np.asarray(y), int(sr))
         return self.extractor.from_file(clip)
 
+    def features_of(self, clips: Sequence[AudioInput]) -> list[np.ndarray]:
+        """Feature matrices of paths or ``(signal, sample_rate)`` tuples, in order."""
+        paths = [c for c in clips if not isinstance(c, tuple)]
+        from_files = iter(self.extractor.from_files(paths)[0]) if paths else iter(())
+        return [self.features(c) if isinstance(c, tuple) else next(from_files) for c in clips]  # type: ignore[misc]
+
     def embed(self, clips: AudioInput | Sequence[AudioInput]) -> np.ndarray:
         """Embeddings ``(n_clips, dim)`` of paths or ``(signal, sample_rate)`` tuples (one clip -> ``(1, dim)``)."""
         if isinstance(clips, (str, os.PathLike, tuple)):
             clips = [clips]
-        paths = [c for c in clips if not isinstance(c, tuple)]
-        from_files = iter(self.extractor.from_files(paths)[0]) if paths else iter(())
-        feats = [self.features(c) if isinstance(c, tuple) else next(from_files) for c in clips]
-        return self.embed_features(feats)  # type: ignore[arg-type]
+        return self.embed_features(self.features_of(clips))
+
+    @property
+    def min_seconds(self) -> float:
+        """The shortest clip this model was trained to judge (its shortest training crop), in seconds."""
+        return float(self.cfg.train.crop_min_s)
+
+    def short_clip_warnings(self, feats: Sequence[np.ndarray], names: Sequence[str]) -> list[str]:
+        """A warning for each clip shorter than :attr:`min_seconds` (models on fixed-length features,
+        such as the tutorial's, are not checked: their features do not tell the clip's length)."""
+        f = self.cfg.features
+        if f.max_frames:
+            return []
+        out = []
+        for feat, name in zip(feats, names):
+            seconds = (feat.shape[-1] - 1) * f.hop_length * max(1, f.decimate) / f.sample_rate
+            if seconds < self.min_seconds:
+                out.append(f"{name}: {seconds:.2f} s is shorter than the {self.min_seconds:g} s this model was "
+                           f"trained on; its score is unreliable")
+        return out
 
     def score_embeddings(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return score_embeddings(a, b, self.cfg.model.distance)
@@ -105,5 +133,10 @@ class EmbedderBase:
                         probability=float(self.probability(score)))
 
     def verify(self, a: AudioInput, b: AudioInput) -> Decision:
-        """Score two clips and decide same/different at the stored threshold."""
-        return self.decide(self.score(a, b))
+        """Score two clips and decide same/different at the stored threshold; ``warnings`` says when a
+        clip is too short to judge."""
+        feats = self.features_of([a, b])
+        e = self.embed_features(feats)
+        d = self.decide(float(self.score_embeddings(e[0], e[1])[0]))
+        names = [clip_name(c, k) for k, c in enumerate((a, b))]
+        return replace(d, warnings=tuple(self.short_clip_warnings(feats, names)))

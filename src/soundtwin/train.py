@@ -7,6 +7,7 @@ holds a complete, usable, calibrated model. ``resume=True`` continues from the s
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -31,6 +32,8 @@ from .metrics import eer as compute_eer
 from .models import build_encoder
 from .store import StoreError, check_writable, locked
 from .verifier import Verifier, embed_feature_list, pad_batch, score_embeddings
+
+log = logging.getLogger(__name__)
 
 MAX_HELDOUT_TRIALS = 20000
 
@@ -95,7 +98,8 @@ class TrainResult:
     skipped: list[tuple[str, str]]
     seconds: float
     interrupted: bool = False
-    diverged: Diverged | None = None  # training stopped early: a step's gradient was not finite
+    diverged: Diverged | None = None
+    warnings: list[str] = field(default_factory=list)  # training stopped early: a step's gradient was not finite
 
 
 class Diverged(Exception):
@@ -470,6 +474,9 @@ def _train_locked(data: str | os.PathLike[str], out_dir: Path, cfg: ExperimentCo
         on_steps_total(tr.steps_per_epoch * max(0, cfg.train.epochs - start_epoch))
 
     verifier = Verifier(tr.encoder, cfg, cache_dir=cache_dir)
+    from .evaluate import clip_key
+
+    clip_keys = ("\n".join(sorted({clip_key(p) for p in lf.paths})) + "\n").encode()
     base_meta = {"classes": lf.classes, "n_train_clips": int(len(train_idx)), "n_heldout_clips": int(len(held_idx)),
                  "skipped_clips": len(lf.skipped), "epochs": cfg.train.epochs, "data": str(data),
                  "data_fingerprint": data_fp}
@@ -479,7 +486,8 @@ def _train_locked(data: str | os.PathLike[str], out_dir: Path, cfg: ExperimentCo
         scores, labels = heldout if heldout is not None else tr.heldout_scores(cfg.train.seed)
         verifier.calibrate(scores, labels)
         verifier.save(out_dir, extra={"train_state.safetensors": tr.state_bytes(),
-                                      "calibration.npz": verifier.calibration_npz(scores, labels)},
+                                      "calibration.npz": verifier.calibration_npz(scores, labels),
+                                      "train_clips.txt": clip_keys},
                       meta_updates={**base_meta, "epoch": epoch, "interrupted": interrupted,
                                     "complete": epoch >= cfg.train.epochs and not interrupted,
                                     "diverged": None if diverged is None else
@@ -498,8 +506,11 @@ def _train_locked(data: str | os.PathLike[str], out_dir: Path, cfg: ExperimentCo
             history.append(EpochStats(epoch + 1, cfg.train.epochs, loss, e, thr,
                                       tr.opt.param_groups[0]["lr"], round(time.perf_counter() - te, 2)))
             save(epoch + 1, False, (scores, labels))
+            h = history[-1]
+            log.info("epoch %d/%d  loss %.4f  held-out EER %.4f  %.1fs", h.epoch, h.epochs, h.loss, h.heldout_eer,
+                     h.seconds)  # (notebooks: logging.basicConfig(level="INFO") shows these)
             if on_epoch is not None:
-                on_epoch(history[-1])
+                on_epoch(h)
         if start_epoch >= cfg.train.epochs:  # nothing left to run: still leave a calibrated model
             save(cfg.train.epochs, False)
     except Diverged as exc:
@@ -511,4 +522,11 @@ def _train_locked(data: str | os.PathLike[str], out_dir: Path, cfg: ExperimentCo
         if tr.global_step > 0:
             save(len(history), True)
         raise
-    return TrainResult(out_dir, verifier, history, lf.skipped, time.perf_counter() - t0, diverged=diverged)
+    res = TrainResult(out_dir, verifier, history, lf.skipped, time.perf_counter() - t0, diverged=diverged)
+    from .evaluate import chance_warning
+
+    w = chance_warning(verifier.meta.get("heldout_eer"))
+    if w:
+        res.warnings.append(w)
+        log.warning(w)
+    return res
