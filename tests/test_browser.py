@@ -79,3 +79,13 @@ def test_page_compares_two_uploaded_clips(server, browser, trained, synth_data, 
     out.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(out / "compare.png"))
     assert (out / "compare.png").stat().st_size > 10_000
+
+
+def test_api_docs_render_offline(server, browser):
+    """/docs draws Swagger UI from files the server ships (no CDN): its operations appear."""
+    browser.get(server + "/docs")
+    WebDriverWait(browser, 20).until(lambda d: "/compare" in d.find_element(By.TAG_NAME, "body").text)
+    text = browser.find_element(By.TAG_NAME, "body").text
+    assert "soundtwin API" in browser.title and "/gallery/{label}" in text
+    scripts = [s.get_attribute("src") for s in browser.find_elements(By.TAG_NAME, "script") if s.get_attribute("src")]
+    assert scripts and all(src.startswith(server) for src in scripts)

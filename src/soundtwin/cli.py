@@ -198,23 +198,44 @@ def compare(
 @handles_errors
 def embed(
     model: ModelDir,
-    inputs: Annotated[list[Path], typer.Argument(help="Clips, or folders searched for audio files.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .npz (arrays: embeddings, paths).")],
+    inputs: Annotated[list[Path], typer.Argument(help="Clips, folders searched for audio files, or a path,label CSV.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .npz (arrays: embeddings, paths, labels).")],
+    runtime: Runtime = "auto",
 ) -> None:
-    """Write embeddings of clips to a NumPy .npz file with their paths."""
+    """Write embeddings of clips to a NumPy .npz file with their paths (and labels, from a CSV).
+
+    Unreadable or silent files are skipped with a message and a count, as in training."""
     import io
 
     import numpy as np
 
+    from .gallery import load_verifier
     from .io import atomic_write_bytes
-    from .verifier import Verifier
 
-    paths = _clip_args(inputs)
-    emb = Verifier.load(model).embed(paths)
+    labels: list[str] = []
+    if len(inputs) == 1 and inputs[0].suffix.lower() == ".csv":
+        from .data import discover
+
+        clips = discover(inputs[0])
+        paths, labels = [c.path for c in clips], [c.label for c in clips]
+    else:
+        paths = _clip_args(inputs)
+    v = load_verifier(model, runtime)
+    feats, errors = v.extractor.from_files(paths, skip_errors=True)
+    keep = [k for k, f in enumerate(feats) if f is not None]
+    for _p, msg in errors:
+        typer.echo(f"skipped: {msg}", err=True)
+    if not keep:
+        raise SoundtwinError(f"none of the {len(paths)} clips could be read")
+    emb = v.embed_features([feats[k] for k in keep])  # type: ignore[misc]
     buf = io.BytesIO()
-    np.savez(buf, embeddings=emb, paths=np.array([str(p) for p in paths]))
+    arrays = {"embeddings": emb, "paths": np.array([str(paths[k]) for k in keep])}
+    if labels:
+        arrays["labels"] = np.array([labels[k] for k in keep])
+    np.savez(buf, **arrays)
     atomic_write_bytes(out, buf.getvalue())
-    typer.echo(f"wrote {emb.shape[0]} embeddings of dimension {emb.shape[1]} to {out}")
+    typer.echo(f"wrote {emb.shape[0]} embeddings of dimension {emb.shape[1]} to {out}"
+               + (f"; skipped {len(errors)} unreadable or silent clip(s)" if errors else ""))
 
 
 @app.command()

@@ -107,6 +107,25 @@ async def _refuse(send: Callable, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs`` with Swagger UI's files served from the ``fastapi-offline`` package, not a CDN, so the
+    page works with no network."""
+    from importlib.resources import files
+
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    static = files("fastapi_offline") / "static"
+    app.mount("/docs-static", StaticFiles(directory=str(static)), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="soundtwin API",
+                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-static/swagger-ui.css",
+                                   swagger_favicon_url="/docs-static/favicon.png")
+
+
 def status_of(exc: SoundtwinError) -> int:
     """The HTTP status for a library error."""
     if isinstance(exc, AudioLimitError):
@@ -142,9 +161,10 @@ def create_app(model_dir: str | Path, gallery_dir: str | Path | None = None, *, 
         g0.verifier = verifier  # one model in memory
         state["gallery"] = g0
 
-    app = FastAPI(title="soundtwin", version=__version__,
+    app = FastAPI(title="soundtwin", version=__version__, docs_url=None, redoc_url=None,
                   description="Siamese-network audio verification and few-shot sound recognition.")
     app.add_middleware(BodyLimit, limits=limits)
+    _offline_docs(app)
 
     async def work(fn: Callable[..., T], *args: Any) -> T:
         """Run blocking work (decoding, math, disk) in the bounded pool, off the event loop."""
