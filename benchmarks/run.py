@@ -249,6 +249,25 @@ def _app_sections() -> list[str]:
                               json.loads(f.read_text()), [("protocol", "protocol"), ("triplet margin", "margin"),
                         ("cohort", "cohort"), ("raw cosine", "raw")] +
                         [(f"AS-norm top {k}", f"asnorm_{k}") for k in (50, 200, 1000)])
+    f = HERE / "contention_results.json"
+    if f.is_file():
+        res = json.loads(f.read_text())
+        if "training" in res:
+            lines += _section("Training beside other work",
+                      "`python benchmarks/contention.py`: the same small model (6 synthetic classes x 40 clips, features "
+                      "cached) trained in a fresh process on idle cores and while another process keeps one of the 2 "
+                      "cores busy; median seconds per epoch after the first. Issue #15 measured 1.6 s/epoch alone and "
+                      "26-32 s beside another job with the old default (OpenMP threads spinning while they wait).",
+                      res["training"], [("setting", "setting"), ("idle s/epoch", "idle s/epoch"),
+                                        ("one core busy s/epoch", "one core busy s/epoch"), ("slowdown", "slowdown")])
+        if "startup" in res:
+            before = {"soundtwin --help": "2.3-3", "soundtwin gallery GAL list": "2.3-3",
+                      "soundtwin compare (torch model)": "2.3-3 (import alone)"}
+            lines += _section("Command start-up",
+                      "`python benchmarks/contention.py --startup-only`: median wall time of 5 runs, warm page cache, "
+                      "short clips already in the feature cache. 'Before' is issue #15's measurement.",
+                      [{"command": k, "before s": before.get(k, ""), "now s": v} for k, v in res["startup"].items()],
+                      [("command", "command"), ("before s", "before s"), ("now s", "now s")])
     f = HERE / "faults_results.json"
     if f.is_file():
         lines += _faults_section(json.loads(f.read_text()))

@@ -151,3 +151,14 @@ def test_torch_is_a_range_in_the_package_and_pinned_exactly_by_the_setup_script(
     torch_req = [d for d in deps if d.replace(" ", "").startswith("torch")]
     assert torch_req and "==" not in torch_req[0] and ">=" in torch_req[0]
     assert 'torch==2.13.0' in (ROOT / "scripts" / "setup.sh").read_text()
+
+
+def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
+    """Spinning OpenMP threads made training several times slower beside any other job (benchmarks)."""
+    code = "import os, soundtwin, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"

@@ -2,6 +2,15 @@
 
 __version__ = "0.1.0"
 
+import os as _os
+
+# OpenMP threads (torch's intra-op pool) wait for work by spinning by default: on a 2-core laptop where
+# anything else runs, each of training's many small parallel regions then waits for a descheduled
+# spinner, and an epoch took 10-20 times longer (benchmarks/RESULTS.md, "Training beside other work").
+# Passive waiting costs little when the cores are free. Set before torch starts its pool; an explicit
+# OMP_WAIT_POLICY in the environment wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .errors import (  # noqa: E402
     AudioError,
     ConfigError,

@@ -342,10 +342,10 @@ def gallery_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List a gallery's classes, or remove one."""
-    from .gallery import Gallery
+    if action == "list":  # from gallery.json alone: neither numpy nor the model is loaded
+        from .galleryinfo import gallery_summary
 
-    if action == "list":  # from the gallery's files alone: no model is loaded
-        info = Gallery.summary(gallery)
+        info = gallery_summary(gallery)
         if as_json:
             _echo_json(info)
         else:
@@ -354,6 +354,8 @@ def gallery_cmd(
     elif action == "remove":
         if not label:
             raise SoundtwinError("remove needs a LABEL")
+        from .gallery import Gallery
+
         n = Gallery.load(gallery).remove(label)
         typer.echo(f"removed {label} ({n} clip(s)) from {gallery}")
     else:

@@ -215,22 +215,6 @@ class Gallery:
         g._adopt(meta, emb)
         return g
 
-    @classmethod
-    def summary(cls, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """What ``gallery list`` shows, read from the gallery's files alone (its model is not loaded, so
-        this takes a fraction of a second): classes with clip counts, threshold, how it was set, scoring."""
-        p = Path(path)
-        if not (version_dir_of(p) / "gallery.json").is_file():
-            raise GalleryError(f"{p}: no gallery here (missing gallery.json)")
-        meta, _ = read_version(p, lambda vd: cls._read(p, vd))
-        counts: dict[str, int] = {}
-        for lab in meta["labels"]:
-            counts[lab] = counts.get(lab, 0) + 1
-        return {"classes": dict(sorted(counts.items())), "threshold": float(meta["threshold"]),
-                "threshold_rule": meta.get("threshold_rule"), "far": meta.get("far"),
-                "scoring": meta.get("scoring", "mean"), "model_fingerprint": meta["model_fingerprint"],
-                "model_dir": meta.get("model_dir")}
-
     def _adopt(self, meta: dict[str, Any], emb: np.ndarray, *, settings: bool = True) -> None:
         """Take the contents read from disk (checked against this gallery's model); with ``settings``
         also its scoring, threshold and operating point (a reload keeps this object's own)."""
