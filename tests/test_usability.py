@@ -138,6 +138,8 @@ def test_training_output_has_no_cursor_codes_off_a_terminal_and_train_logs_epoch
     assert r.exit_code == 0, r.output
     assert "\r" not in r.output + r.stderr and "\x1b[" not in r.output + r.stderr
     assert "epoch   2/2" in r.output and "features:" not in r.stderr
+    # the CLI also exports model.onnx, so later commands on this model start without torch
+    assert (tmp_path / "m" / "model.onnx").is_file() and "exported" in r.output
     with caplog.at_level(logging.INFO, logger="soundtwin"):
         train(synth_data / "train", tmp_path / "m2", load_config("default", overrides=TINY[1:] + ["train.epochs=1"]),
               cache_dir=False)

@@ -65,6 +65,7 @@ def train(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override, e.g. --set train.epochs=5.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a model already in --out (your other files there are kept).")] = False,
+    export: Annotated[bool, typer.Option("--export/--no-export", help="Also write model.onnx for fast start (needs the onnx extra).")] = True,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write the training curves to this PNG.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     cache: Cache = None,
@@ -131,6 +132,28 @@ def train(
         typer.echo(f"training curves written to {plot}")
     typer.echo(f"done in {res.seconds:.1f}s: held-out EER {v.meta.get('heldout_eer', float('nan')):.4f}, "
                f"threshold {v.threshold:.4f} ({v.meta.get('threshold_rule')}), model in {out}")
+    if export and res.diverged is None:
+        _export_for_fast_start(v, out)
+
+
+def _export_for_fast_start(v: Any, out: Path) -> None:
+    """Also write model.onnx (when the onnx extra is installed), so that compare, embed, identify and verify
+    start in about 0.5 s instead of torch's 2-3 s import. A failure is a warning: the model is saved."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None:
+        return
+    try:
+        import numpy as np
+
+        from .export import default_onnx_path, export_onnx
+        from .synth import SR, synth_clip
+
+        rng = np.random.default_rng(0)
+        export_onnx(v, default_onnx_path(out), check_clips=[v.features((synth_clip(k, rng), SR)) for k in ("whistle", "knock")])
+        typer.echo(f"exported {default_onnx_path(out)} (commands on this model start in about 0.5 s)")
+    except Exception as exc:  # noqa: BLE001 - the trained model is saved; only the fast path is missing
+        typer.echo(f"warning: model.onnx not written ({exc}); commands fall back to torch", err=True)
 
 
 @app.command()
