@@ -45,7 +45,11 @@ def export_onnx(verifier: Verifier, path: str | os.PathLike[str], *, check_clips
     axes = {"feats": {0: "batch"} if fixed else {0: "batch", 2: "frames"}, "lengths": {0: "batch"},
             "embedding": {0: "batch"}}
     buf = io.BytesIO()
-    with torch.no_grad():
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        # the fixed-size MLP checks its input shape in Python; traced once, that check is a constant (intended)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(model, (x, lengths), buf, input_names=["feats", "lengths"], output_names=["embedding"],
                           dynamic_axes=axes, opset_version=17, dynamo=False)
     proto = onnx.load_from_string(buf.getvalue())

@@ -144,6 +144,19 @@ class _Packs:
             log.warning("cannot write feature pack in %s: %s", self.root, exc)
 
 
+def _warm_librosa() -> None:
+    """Load librosa's MFCC code in this thread, before worker threads use it: librosa loads its submodules
+    lazily by parsing stub files with ``ast.parse``, and CPython 3.11 can fail that when two threads do it
+    at once ("AST constructor recursion depth mismatch", python/cpython#106905)."""
+    import warnings
+
+    import librosa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        librosa.feature.mfcc(y=np.zeros(4096, np.float32), sr=22050, n_mfcc=20)
+
+
 def default_cache_dir() -> Path:
     env = os.environ.get("SOUNDTWIN_CACHE")
     if env:
@@ -183,19 +196,6 @@ class FeatureExtractor:
         self.packs = _Packs(self.cache_root) if self.cache_root is not None else None
         if cfg.kind in ("tutorial", "mfcc"):
             _warm_librosa()
-
-
-def _warm_librosa() -> None:
-    """Load librosa's MFCC code in this thread, before worker threads use it: librosa loads its submodules
-    lazily by parsing stub files with ``ast.parse``, and CPython 3.11 can fail that when two threads do it
-    at once ("AST constructor recursion depth mismatch", python/cpython#106905)."""
-    import warnings
-
-    import librosa
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        librosa.feature.mfcc(y=np.zeros(4096, np.float32), sr=22050, n_mfcc=20)
 
     # -- one clip ---------------------------------------------------------------------------
     def from_signal(self, y: np.ndarray, sr: int, *, name: str = "signal") -> np.ndarray:
