@@ -95,3 +95,11 @@ def test_report_and_training_plot(trained, trials_file, synth_data, tmp_path):
     r = run(*args)
     assert r.exit_code == 0, r.output
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_demo_runs_and_runs_again_in_the_same_workdir(tmp_path):
+    """The README's main job; a second run replaces the demo's own model instead of refusing."""
+    for _ in range(2):
+        r = run("demo", "--workdir", tmp_path / "d", "--epochs", "1")
+        assert r.exit_code == 0, r.output
+        assert "[4/4] comparing clips" in r.output and "unseen classes  EER" in r.output

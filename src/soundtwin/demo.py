@@ -34,7 +34,7 @@ def run_demo(workdir: str | Path | None = None, *, epochs: int = 6, echo: Callab
     test = write_synthetic_dataset(root / "test", TRAIN_CLASSES + UNSEEN_CLASSES, 12, seed=2)
     cfg = load_config("default", overrides=[f"train.epochs={epochs}", "train.crop_max_s=2.0"])
     echo(f"[2/4] training the default preset on {len(TRAIN_CLASSES)} classes x 30 clips ({epochs} epochs)")
-    res = train(root / "train", root / "model", cfg, cache_dir=root / "cache",
+    res = train(root / "train", root / "model", cfg, cache_dir=root / "cache", overwrite=True,  # the demo's own model
                 on_epoch=lambda e: echo(f"      epoch {e.epoch}/{e.epochs}  loss {e.loss:.3f}  "
                                         f"held-out EER {e.heldout_eer:.3f}  {e.seconds:.1f}s"))
     v = res.verifier
