@@ -164,3 +164,24 @@ def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
     out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "ACTIVE"
+
+
+def test_resume_takes_more_epochs_and_refuses_other_changes(synth_data, tmp_path):
+    out = tmp_path / "m"
+    base = ["train", synth_data / "train", "--out", out, "--quiet", "--no-cache", "--no-export"]
+    sets = sum([["--set", o] for o in TINY[1:]], [])
+    assert cli(*base, *sets, "--set", "train.epochs=1").exit_code == 0
+    r = cli(*base, "--resume", "--set", "train.epochs=2")
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "meta.json").read_text())["epoch"] == 2  # the --set was honoured, not dropped
+    r = cli(*base, "--resume", "--set", "model.channels=16")
+    assert r.exit_code == 2 and "only train.epochs can change, not model.channels" in r.stderr
+
+
+def test_export_without_the_onnx_extra_names_the_extra(trained, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    r = cli("export", trained[0])
+    assert r.exit_code == 2 and "pip install 'soundtwin[onnx]' (onnx missing)" in r.stderr

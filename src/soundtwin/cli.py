@@ -77,7 +77,24 @@ def train(
     from .config import load_config
     from .train import train as run_train
 
-    cfg = load_config(preset=preset, config_file=config, overrides=set_ or [])
+    if resume:  # the run's own config, with only its length open to change
+        from .config import apply_overrides, changed_keys, config_from_dict
+        from .io import read_json
+        from .store import version_dir
+
+        if preset or config:
+            raise SoundtwinError("--resume continues with the model's saved config: drop --preset / --config")
+        try:
+            saved = config_from_dict(read_json(version_dir(out) / "config.json"))
+        except OSError:
+            raise SoundtwinError(f"{out}: nothing to resume (no model there)") from None
+        cfg = apply_overrides(saved, set_ or [])
+        other = [k for k in changed_keys(saved, cfg) if k != "train.epochs"]
+        if other:
+            raise SoundtwinError(f"--resume continues the saved run; only train.epochs can change, not "
+                                 f"{', '.join(other)} (train into a new --out for that)")
+    else:
+        cfg = load_config(preset=preset, config_file=config, overrides=set_ or [])
     typer.echo(f"training preset={cfg.preset} model={cfg.model.name} loss={cfg.loss.name} "
                f"features={cfg.features.kind} epochs={cfg.train.epochs} -> {out}")
     bars: dict[str, tqdm] = {}
@@ -561,10 +578,12 @@ def export(
     check: Annotated[Optional[list[Path]], typer.Option("--check", help="Real clips to compare torch and ONNX on.")] = None,
 ) -> None:
     """Export the encoder to ONNX (variable time axis), checked against torch (max abs diff <= 1e-4)."""
-    try:
-        from .export import default_onnx_path, export_onnx
-    except ImportError as exc:  # pragma: no cover
-        raise SoundtwinError(f"export needs the 'onnx' extra: pip install 'soundtwin[onnx]' ({exc.name} missing)") from None
+    import importlib.util
+
+    for mod in ("onnx", "onnxruntime"):
+        if importlib.util.find_spec(mod) is None:
+            raise SoundtwinError(f"export needs the 'onnx' extra: pip install 'soundtwin[onnx]' ({mod} missing)")
+    from .export import default_onnx_path, export_onnx
     from .synth import SR, synth_clip
     from .verifier import Verifier
 

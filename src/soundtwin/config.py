@@ -262,6 +262,25 @@ def _merge(obj: Any, updates: dict[str, Any], prefix: str = "") -> Any:
         raise ConfigError(str(exc)) from None
 
 
+def apply_overrides(cfg: ExperimentConfig, overrides: list[str] | tuple[str, ...]) -> ExperimentConfig:
+    """``cfg`` with ``section.key=value`` overrides applied, each checked like the command line's ``--set``."""
+    for item in overrides:
+        cfg = _merge(cfg, parse_override(item))
+    return cfg
+
+
+def changed_keys(a: ExperimentConfig, b: ExperimentConfig) -> list[str]:
+    """Dotted names of the fields whose values differ between two configs."""
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    fa, fb = flat(a.to_dict()), flat(b.to_dict())
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+
+
 def parse_override(item: str) -> dict[str, Any]:
     """Turn ``"train.epochs=5"`` into ``{"train": {"epochs": 5}}`` (the value parsed as YAML)."""
     if "=" not in item:

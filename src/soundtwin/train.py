@@ -12,7 +12,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .augment import augment_batch
-from .config import ExperimentConfig, config_from_dict
+from .config import ExperimentConfig, changed_keys, config_from_dict
 from .data import discover, encode_labels, sample_pairs, stratified_split, trial_pairs
 from .errors import DatasetError, ModelError
 from .extract import FeatureExtractor
@@ -451,7 +451,10 @@ def _train_locked(data: str | os.PathLike[str], out_dir: Path, cfg: ExperimentCo
         blob, state_meta, saved_meta = _read_state(out_dir)
         saved_cfg = config_from_dict(read_json(out_dir / "config.json"))
         if saved_cfg != cfg:
-            cfg = saved_cfg  # a resumed run continues with the config it started with
+            # a resumed run continues with the config it started with; only its length may change
+            # (the CLI refuses any other --set with --resume, naming the keys)
+            longer = replace(saved_cfg, train=replace(saved_cfg.train, epochs=cfg.train.epochs))
+            cfg = longer if changed_keys(saved_cfg, cfg) == ["train.epochs"] else saved_cfg
         start_epoch = int(saved_meta.get("epoch", 0))
         history = [EpochStats(**h) for h in saved_meta.get("history", [])]
     if cfg.train.num_threads:
