@@ -27,7 +27,7 @@ from .index import EXACT_MAX
 from .io import read_json
 from .modeldir import embedding_width, read_calibration
 from .scoring import AudioInput, Decision, EmbedderBase, clip_name
-from .store import StoreError, check_writable, locked, new_version, read_version
+from .store import StoreError, check_writable, locked, new_version, read_version, version_dir
 
 UNKNOWN = "unknown"
 #: Seconds a writer waits for another process's enrollment into the same gallery before giving up.
@@ -94,12 +94,6 @@ def check_label(label: str) -> str:
     return label
 
 
-def version_dir_of(p: Path) -> Path:
-    from .store import version_dir
-
-    return version_dir(p)
-
-
 def load_verifier(model_dir: str | os.PathLike[str], runtime: str = "torch") -> EmbedderBase:
     """A model directory's verifier on the torch runtime, on onnxruntime (no torch import), or ``"auto"``:
     onnxruntime when the directory holds this model's ``model.onnx`` (``soundtwin export``) and the
@@ -109,8 +103,6 @@ def load_verifier(model_dir: str | os.PathLike[str], runtime: str = "torch") -> 
         raise GalleryError(f"runtime must be torch, onnx or auto, got {runtime!r}")
     if runtime == "auto":
         import importlib.util
-
-        from .store import version_dir
 
         has_onnx = (version_dir(Path(model_dir)) / "model.onnx").is_file() if Path(model_dir).is_dir() else False
         runtime = "onnx" if has_onnx and importlib.util.find_spec("onnxruntime") is not None else "torch"
@@ -205,7 +197,7 @@ class Gallery:
         """Open a gallery; its model is loaded from the directory it records (or ``model_dir``)
         with the torch or onnx runtime, and must have the fingerprint the gallery was made with."""
         p = Path(path)
-        if not (version_dir_of(p) / "gallery.json").is_file():  # (puts back a swap the 0.1 code left half done)
+        if not (version_dir(p) / "gallery.json").is_file():  # (puts back a swap the 0.1 code left half done)
             raise GalleryError(f"{p}: no gallery here (missing gallery.json)")
         meta, emb = read_version(p, lambda vd: cls._read(p, vd))
         mdir = Path(model_dir) if model_dir else Path(str(meta.get("model_dir", "")))
@@ -237,7 +229,7 @@ class Gallery:
     def reload(self) -> None:
         """Re-read the enrolled clips from disk (another process may have changed them); this object's
         scoring and operating point stay. A gallery not yet written stays as it is."""
-        if (version_dir_of(self.path) / "gallery.json").is_file():
+        if (version_dir(self.path) / "gallery.json").is_file():
             meta, emb = read_version(self.path, lambda vd: self._read(self.path, vd))
             self._adopt(meta, emb, settings=False)
 
