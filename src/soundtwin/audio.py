@@ -29,6 +29,10 @@ STREAM_RESAMPLE_MIN_S = 600
 DECODE_BLOCK = 1 << 16
 
 
+class UndecodableError(AudioError):
+    """A file's bytes are not audio in a format libsndfile reads."""
+
+
 class AudioLimitError(AudioError):
     """A clip is over a limit (duration, channels or sample rate) checked before it is decoded."""
 
@@ -70,7 +74,7 @@ def decode(source: str | os.PathLike[str] | bytes, *, name: str | None = None, m
     try:
         fh = sf.SoundFile(opener)
     except Exception as exc:
-        raise AudioError(f"{label}: cannot decode audio ({_first_line(exc)}; readable formats: WAV, FLAC, OGG/Vorbis, "
+        raise UndecodableError(f"{label}: cannot decode audio ({_first_line(exc)}; readable formats: WAV, FLAC, OGG/Vorbis, "
                          f"Opus, MP3, AIFF and the others libsndfile reads)") from None
     with fh:
         sr, ch, frames = int(fh.samplerate), int(fh.channels), int(fh.frames)
@@ -116,7 +120,7 @@ def decode(source: str | os.PathLike[str] | bytes, *, name: str | None = None, m
         except AudioError:
             raise
         except Exception as exc:
-            raise AudioError(f"{label}: cannot decode audio ({_first_line(exc)})") from None
+            raise UndecodableError(f"{label}: cannot decode audio ({_first_line(exc)})") from None
     y = out[:got] if known else (np.concatenate(parts) if parts else np.zeros(0, np.float32))
     return _normalise(y, label), (int(target_sr) if stream is not None else sr)
 
@@ -235,7 +239,7 @@ def stream_audio(
     try:
         fh = sf.SoundFile(str(path))
     except Exception as exc:
-        raise AudioError(f"{path}: cannot decode audio ({exc})") from None
+        raise UndecodableError(f"{path}: cannot decode audio ({exc})") from None
     with fh:
         native = int(fh.samplerate)
         stream = soxr.ResampleStream(native, sr, 1, dtype="float32", quality="HQ") if native != sr else None

@@ -34,7 +34,7 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from . import __version__
-from .audio import AudioLimitError, decode, prepare_signal
+from .audio import AudioLimitError, UndecodableError, decode, prepare_signal
 from .errors import AudioError, GalleryError, ModelError, SoundtwinError
 from .gallery import Gallery, check_label, load_verifier
 
@@ -186,10 +186,10 @@ def create_app(model_dir: str | Path, gallery_dir: str | Path | None = None, *, 
             y, sr = prepare_signal(y, sr, verifier.cfg.features.sample_rate, name=name)
         except AudioLimitError as exc:
             raise HTTPException(413, str(exc)) from None
+        except UndecodableError:
+            raise HTTPException(415, f"{name}: cannot decode audio (send WAV, FLAC, OGG or MP3)") from None
         except AudioError as exc:
-            status = 415 if "cannot decode audio" in str(exc) else 422
-            msg = f"{name}: cannot decode audio (send WAV, FLAC, OGG or MP3)" if status == 415 else str(exc)
-            raise HTTPException(status, msg) from None
+            raise HTTPException(422, str(exc)) from None
         return y, sr
 
     async def read_clips(uploads: list[tuple[UploadFile, str]]) -> list[tuple[np.ndarray, int]]:

@@ -66,16 +66,15 @@ def load_labelled(data: str | os.PathLike[str], extractor: FeatureExtractor,
 
 
 def dataset_fingerprint(lf: LabelledFeatures) -> str:
-    """What ``--resume`` checks it continues on: the clips (by file name and size) and their labels."""
+    """What ``--resume`` checks it continues on: the clips (identified as in ``train_clips.txt``, by file
+    name and size) and their labels."""
     import hashlib
 
+    from .evaluate import clip_key
+
     h = hashlib.blake2b(digest_size=12)
-    for path, label in sorted(zip(lf.paths, lf.labels.tolist())):
-        try:
-            size = os.path.getsize(path)
-        except OSError:
-            size = -1
-        h.update(f"{Path(path).name}\0{size}\0{lf.classes[label]}\n".encode())
+    for key, label in sorted((clip_key(p), lf.classes[k]) for p, k in zip(lf.paths, lf.labels.tolist())):
+        h.update(f"{key}\0{label}\n".encode())
     return h.hexdigest()
 
 
