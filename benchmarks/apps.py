@@ -42,7 +42,7 @@ def save(section: str, rows) -> None:  # type: ignore[no-untyped-def]
 def fewshot_bench(episodes: int) -> None:
     from soundtwin.data import discover, encode_labels
     from soundtwin.fewshot import fewshot_embeddings
-    from soundtwin.verifier import Verifier
+    from soundtwin.runtime.torch_runtime import Verifier
 
     rows = []
     for proto, ways in (("catsdogs", 2), ("fsdd-digits", 10), ("fsdd-speakers", 6)):
@@ -95,7 +95,7 @@ def scan_bench(window: float, hop: float, n_planted: int) -> None:
     from soundtwin.data import discover
     from soundtwin.gallery import Gallery
     from soundtwin.scan import scan
-    from soundtwin.verifier import Verifier
+    from soundtwin.runtime.torch_runtime import Verifier
 
     mdir = MODELS / "fsdd-digits-default"
     clips = discover(SHARED / "benchmarks" / "fsdd-digits" / "test.csv")

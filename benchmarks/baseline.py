@@ -15,7 +15,7 @@ import numpy as np
 from run import PUBLIC, own_protocols, protocol_dir
 
 from soundtwin.audio import load_audio
-from soundtwin.evaluate import read_trials
+from soundtwin.data import read_trials
 from soundtwin.io import atomic_write_text
 from soundtwin.metrics import eer, roc_auc
 

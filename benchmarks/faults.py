@@ -62,7 +62,7 @@ def proc_kb(pid: int, key: str) -> int:
 def tiny_model(work: Path) -> Path:
     from soundtwin.config import load_config
     from soundtwin.synth import write_synthetic_dataset
-    from soundtwin.train import train
+    from soundtwin.training import train
 
     out = work / "model"
     if (out / "meta.json").is_file():

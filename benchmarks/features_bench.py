@@ -18,7 +18,7 @@ import librosa
 import numpy as np
 
 from soundtwin.config import PRESETS
-from soundtwin.extract import FeatureExtractor
+from soundtwin.extractor import FeatureExtractor
 from soundtwin.io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent

@@ -43,9 +43,10 @@ def run_one(protocol: str, preset: str, seed: int, overrides: list[str], keep: P
     import numpy as np
 
     from soundtwin.config import load_config
-    from soundtwin.evaluate import evaluate, read_trials
-    from soundtwin.train import train
-    from soundtwin.verifier import Verifier
+    from soundtwin.data import read_trials
+from soundtwin.evaluate import evaluate
+    from soundtwin.training import train
+    from soundtwin.runtime.torch_runtime import Verifier
 
     pdir = protocol_dir(protocol)
     cfg = load_config(preset, overrides=[f"train.seed={seed}", *overrides])

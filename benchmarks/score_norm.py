@@ -18,10 +18,10 @@ import numpy as np
 from run import PUBLIC, own_protocols, protocol_dir
 
 from soundtwin.data import discover
-from soundtwin.evaluate import read_trials
+from soundtwin.data import read_trials
 from soundtwin.io import atomic_write_text
 from soundtwin.metrics import eer
-from soundtwin.verifier import Verifier
+from soundtwin.runtime.torch_runtime import Verifier
 
 HERE = Path(__file__).resolve().parent
 TOP_K = (50, 200, 1000)

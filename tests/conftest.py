@@ -62,7 +62,7 @@ def tiny_cfg():
 @pytest.fixture(scope="session")
 def trained(synth_data: Path, tiny_cfg, tmp_path_factory):
     """A tiny default-preset model trained once for the whole session: (model_dir, TrainResult)."""
-    from soundtwin.train import train
+    from soundtwin.training import train
 
     out = tmp_path_factory.mktemp("models") / "tiny"
     res = train(synth_data / "train", out, tiny_cfg, cache_dir=tmp_path_factory.mktemp("cache"))

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from soundtwin.augment import augment_batch, stretch_time, warp_frequency
+from soundtwin.training.augment import augment_batch, stretch_time, warp_frequency
 from soundtwin.config import AugmentConfig
 
 

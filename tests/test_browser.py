@@ -24,7 +24,7 @@ from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from soundtwin.server import create_app  # noqa: E402
-from soundtwin.verifier import Verifier  # noqa: E402
+from soundtwin.runtime.torch_runtime import Verifier  # noqa: E402
 
 
 def free_port() -> int:

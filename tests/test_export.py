@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from soundtwin.modeldir import seal_meta
+from soundtwin.runtime.modeldir import seal_meta
 from typer.testing import CliRunner
 
 from soundtwin.cli import app
@@ -29,8 +29,8 @@ def test_export_and_onnx_runtime_match_torch(exported, synth_data):
     assert r.exit_code == 0, r.output
     worst = float(r.stdout.split("= ")[1].split()[0])
     assert worst <= 1e-4 and (exported / "model.onnx").is_file()
-    from soundtwin.onnx_runtime import OnnxVerifier
-    from soundtwin.verifier import Verifier
+    from soundtwin.runtime.onnx_runtime import OnnxVerifier
+    from soundtwin.runtime.torch_runtime import Verifier
 
     clips = sorted((synth_data / "test").rglob("*.wav"))[:7]
     a = Verifier.load(exported, cache_dir=False).embed(clips)
@@ -43,7 +43,7 @@ def test_onnx_path_does_not_import_torch(exported, synth_data):
     clip = sorted((synth_data / "test" / "hum").glob("*.wav"))[0]
     code = (
         "import sys, json\n"
-        "from soundtwin.onnx_runtime import OnnxVerifier\n"
+        "from soundtwin.runtime.onnx_runtime import OnnxVerifier\n"
         f"v = OnnxVerifier.load({str(exported)!r}, cache_dir=False)\n"
         f"d = v.verify({str(clip)!r}, {str(clip)!r})\n"
         "print(json.dumps({'torch': 'torch' in sys.modules, 'score': d.score}))\n"
@@ -55,7 +55,7 @@ def test_onnx_path_does_not_import_torch(exported, synth_data):
 def test_onnx_from_another_model_is_refused(exported, trained, tmp_path):
     import shutil
 
-    from soundtwin.onnx_runtime import OnnxVerifier
+    from soundtwin.runtime.onnx_runtime import OnnxVerifier
 
     runner.invoke(app, ["export", str(exported)])
     d = tmp_path / "m"
@@ -84,9 +84,9 @@ def test_server_runs_on_onnx(exported, synth_data, tmp_path):
 
 
 def test_onnx_embeds_long_clips_in_the_same_windows_as_torch(exported, monkeypatch):
-    import soundtwin.scoring as smod
-    from soundtwin.onnx_runtime import OnnxVerifier
-    from soundtwin.verifier import Verifier
+    import soundtwin.runtime.base as smod
+    from soundtwin.runtime.onnx_runtime import OnnxVerifier
+    from soundtwin.runtime.torch_runtime import Verifier
 
     monkeypatch.setattr(smod, "MAX_EMBED_FRAMES", 120)
     t = np.arange(3 * 16000) / 16000

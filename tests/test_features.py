@@ -4,7 +4,7 @@ import pytest
 import soundfile as sf
 
 from soundtwin.config import PRESETS, FeatureConfig
-from soundtwin.extract import FeatureExtractor
+from soundtwin.extractor import FeatureExtractor
 from soundtwin.features import compute_features, fix_frames, frames_for, log_mel, tutorial_mfcc
 
 from .conftest import tone
@@ -81,7 +81,7 @@ def test_from_files_skips_bad_clips_and_reports(tmp_path, wav):
 @pytest.fixture
 def batch_files(tmp_path):
     """More files than PACK_MIN, each a tone of its own pitch."""
-    from soundtwin.extract import PACK_MIN
+    from soundtwin.extractor import PACK_MIN
 
     d = tmp_path / "clips"
     d.mkdir()
@@ -94,7 +94,7 @@ def batch_files(tmp_path):
 
 
 def test_batches_are_packed_and_served_by_stat_without_reading(tmp_path, batch_files, monkeypatch):
-    import soundtwin.extract as ex_mod
+    import soundtwin.extractor as ex_mod
 
     monkeypatch.setattr(ex_mod, "RACY_NS", 0)  # the files were just written: trust their stat at once
     cfg = FeatureConfig()
@@ -113,7 +113,7 @@ def test_batches_are_packed_and_served_by_stat_without_reading(tmp_path, batch_f
 
 
 def test_served_features_are_read_only_so_a_caller_cannot_corrupt_the_cache(tmp_path, batch_files, monkeypatch):
-    import soundtwin.extract as ex_mod
+    import soundtwin.extractor as ex_mod
 
     monkeypatch.setattr(ex_mod, "RACY_NS", 0)
     cfg = FeatureConfig()
@@ -126,10 +126,10 @@ def test_served_features_are_read_only_so_a_caller_cannot_corrupt_the_cache(tmp_
             f += 1.0
     np.testing.assert_array_equal(ex.from_files(batch_files)[0][0], cold[0])
     # and a model embeds them as it embeds fresh ones
-    from soundtwin.verifier import pad_batch
+    from soundtwin.runtime.base import pad_batch
 
     x, lengths = pad_batch(warm[:3])
-    np.testing.assert_array_equal(x[0, :, : lengths[0]].numpy(), cold[0])
+    np.testing.assert_array_equal(x[0, :, : lengths[0]], cold[0])
 
 
 def test_packed_cache_is_never_stale(tmp_path, batch_files):

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 from soundtwin.cli import app
 from soundtwin.errors import GalleryError
 from soundtwin.fewshot import fewshot, fewshot_embeddings
-from soundtwin.gallery import UNKNOWN, Gallery, class_scores
+from soundtwin.distance import get_distance
+from soundtwin.gallery import UNKNOWN, Gallery
 from soundtwin.scan import scan
 
 from .conftest import snapshot
@@ -50,7 +51,7 @@ def test_other_model_is_refused(gallery, trained, tmp_path):
     other = tmp_path / "other_model"
     shutil.copytree(trained[0], other)
     g = Gallery.load(gallery.path)  # fine with its own model
-    from soundtwin.verifier import Verifier
+    from soundtwin.runtime.torch_runtime import Verifier
 
     v = Verifier.load(other)
     with torch_no_grad():
@@ -90,8 +91,8 @@ def test_class_scores_modes():
     emb = np.array([[1, 0], [0.8, 0.6], [0, 1]], dtype=np.float32)
     labels = np.array(["a", "a", "b"])
     q = np.array([[0.6, 0.8]], dtype=np.float32)
-    mean = class_scores(q, emb, labels, ["a", "b"], "mean", "cosine")
-    best = class_scores(q, emb, labels, ["a", "b"], "max", "cosine")
+    mean = get_distance("cosine").class_scores(q, emb, labels, ["a", "b"], "mean")
+    best = get_distance("cosine").class_scores(q, emb, labels, ["a", "b"], "max")
     assert best[0, 0] == pytest.approx(0.96) and best[0, 1] == pytest.approx(0.8)
     c = np.array([1.8, 0.6]) / np.linalg.norm([1.8, 0.6])
     assert mean[0, 0] == pytest.approx(float(q[0] @ c))
@@ -113,7 +114,7 @@ def test_fewshot_perfect_on_separable_embeddings():
 
 
 def test_fewshot_on_clips(trained, synth_data):
-    from soundtwin.verifier import Verifier
+    from soundtwin.runtime.torch_runtime import Verifier
 
     r = fewshot(Verifier.load(trained[0]), synth_data / "test", ways=4, shots=1, episodes=30)
     assert r.accuracy >= 0.8
@@ -163,7 +164,7 @@ def test_cli_enroll_identify_verify_gallery(trained, synth_data, tmp_path):
 
 @pytest.mark.parametrize("scoring", ["mean", "max"])
 def test_large_gallery_uses_index_and_agrees_with_exact(trained, tmp_path, scoring):
-    from soundtwin.verifier import Verifier
+    from soundtwin.runtime.torch_runtime import Verifier
 
     rng = np.random.default_rng(0)
     v = Verifier.load(trained[0], cache_dir=False)
@@ -181,7 +182,7 @@ def test_large_gallery_uses_index_and_agrees_with_exact(trained, tmp_path, scori
     exact = g.top_classes(q, 3)
     g.exact_max = 100  # force the approximate index
     approx = g.top_classes(q, 3)
-    assert g._index is not None
+    assert g.index_built
     assert [e[0][0] for e in exact] == [a[0][0] for a in approx] == [f"c{c}" for c in range(20)]
 
 
@@ -225,7 +226,7 @@ def test_gallery_calibration_matches_plain_leave_one_out(gallery):
     expect = []
     for i in range(len(labels)):
         keep = np.arange(len(labels)) != i
-        expect += list(class_scores(g.embeddings[i:i + 1], g.embeddings[keep], labels[keep], names, "mean", "cosine")[0])
+        expect += list(get_distance("cosine").class_scores(g.embeddings[i:i + 1], g.embeddings[keep], labels[keep], names, "mean")[0])
     np.testing.assert_allclose(scores, expect, atol=1e-5)
     assert genuine.sum() == len(labels) and len(genuine) == len(labels) * len(names)
     assert g.threshold_rule == "gallery eer"

@@ -3,8 +3,10 @@ import pytest
 import torch
 
 from soundtwin.config import PRESETS, load_config
-from soundtwin.losses import ContrastiveLoss, build_loss
-from soundtwin.models import TDNNEncoder, build_encoder
+from soundtwin.training.losses import build_loss
+from soundtwin.training.losses.contrastive import ContrastiveLoss
+from soundtwin.encoders import build_encoder
+from soundtwin.encoders.tdnn import TDNNEncoder
 
 
 def test_tdnn_ignores_padding_and_accepts_any_length():
@@ -62,7 +64,7 @@ def test_class_losses_build_and_backprop(name):
 
 
 def test_keras_rmsprop_matches_formula():
-    from soundtwin.train import KerasRMSprop
+    from soundtwin.training.optim import KerasRMSprop
 
     w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
     opt = KerasRMSprop([w], lr=0.1)
@@ -90,7 +92,7 @@ def test_strided_dilated_tdnn_handles_short_and_padded_clips():
 
 
 def test_ensemble_embedding_averages_member_cosines():
-    from soundtwin.models import EnsembleEncoder
+    from soundtwin.encoders.ensemble import EnsembleEncoder
 
     cfg = load_config("default", overrides=["model.ensemble=3", "model.channels=16", "model.embedding_dim=8"])
     torch.manual_seed(0)

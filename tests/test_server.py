@@ -35,7 +35,7 @@ def test_health_info_page_and_docs(client):
 
 
 def test_compare_answers_as_the_library_does(client, trained, synth_data):
-    from soundtwin.verifier import Verifier
+    from soundtwin.runtime.torch_runtime import Verifier
 
     v = Verifier.load(trained[0], cache_dir=False)
     a, b = files_of(synth_data, "whistle", 2)

@@ -17,7 +17,7 @@ from soundtwin.cli import app
 from soundtwin.errors import DatasetError, GalleryError, ModelError
 from soundtwin.gallery import Gallery
 from soundtwin.store import StoreBusyError, StoreError, check_writable, locked, new_version, version_dir
-from soundtwin.verifier import Verifier
+from soundtwin.runtime.torch_runtime import Verifier
 
 from .conftest import TINY, snapshot, tone
 
@@ -66,7 +66,7 @@ def test_retraining_needs_overwrite_and_keeps_the_users_other_files(trained, syn
     import shutil
 
     from soundtwin.config import load_config
-    from soundtwin.train import train
+    from soundtwin.training import train
 
     d = tmp_path / "m"
     shutil.copytree(trained[0], d, symlinks=True)
@@ -109,11 +109,11 @@ def test_a_kill_at_any_step_of_a_write_leaves_an_openable_gallery(gallery, synth
 
     g = Gallery.load(g_dir)
     emb = g.verifier.embed(clips_of(synth_data / "test", "hiss", 2))
-    monkeypatch.setattr(store, "_fault_hook", die)
+    monkeypatch.setattr(store, "fault_hook", die)
     with pytest.raises(KeyboardInterrupt):
         with g.transaction():
             g.add_embeddings("hiss", emb, ["a", "b"])
-    monkeypatch.setattr(store, "_fault_hook", None)
+    monkeypatch.setattr(store, "fault_hook", None)
     after = Gallery.load(g_dir).classes  # opens, and is one whole version
     assert after in (before, {**before, "hiss": 2})
     assert after == (before if step in ("built", "renamed") else {**before, "hiss": 2})
@@ -137,7 +137,7 @@ def test_readers_never_see_no_gallery_or_a_mix_while_a_writer_rewrites_it(galler
     def read():
         while not stop.is_set():
             try:
-                meta, e = store.read_version(g_dir, lambda vd: Gallery._read(g_dir, vd))
+                meta, e = store.read_version(g_dir, lambda vd: Gallery.read_files(g_dir, vd))
                 assert len(e) == len(meta["labels"])
                 reads[0] += 1
             except Exception as exc:  # noqa: BLE001
@@ -288,7 +288,7 @@ def test_bad_manifests_give_one_line_errors(synth_data, tmp_path):
 def test_corrupt_model_files_give_one_line_errors(trained, tmp_path, config, meta_change, msg):
     import shutil
 
-    from soundtwin.modeldir import seal_meta
+    from soundtwin.runtime.modeldir import seal_meta
 
     d = tmp_path / "m"
     shutil.copytree(trained[0], d)
@@ -362,7 +362,7 @@ def test_train_into_the_current_directory_works(synth_data, tmp_path, monkeypatc
 
 
 def test_long_clips_are_embedded_in_bounded_windows(trained, monkeypatch):
-    import soundtwin.scoring as smod
+    import soundtwin.runtime.base as smod
 
     v = Verifier.load(trained[0], cache_dir=False)
     seen = []
@@ -381,7 +381,7 @@ def test_resume_on_a_different_dataset_is_refused(synth_data, tmp_path):
     import shutil
 
     from soundtwin.config import load_config
-    from soundtwin.train import train
+    from soundtwin.training import train
 
     cfg = load_config("default", overrides=TINY + ["train.epochs=1"])
     d = tmp_path / "m"

@@ -6,8 +6,8 @@ import pytest
 from soundtwin.config import load_config
 from soundtwin.errors import DatasetError, ModelError
 from soundtwin.evaluate import evaluate
-from soundtwin.train import train
-from soundtwin.verifier import Verifier
+from soundtwin.training import train
+from soundtwin.runtime.torch_runtime import Verifier
 
 from .conftest import TINY, snapshot
 
@@ -75,12 +75,12 @@ def test_failed_run_leaves_previous_model_intact(synth_data, trained, tmp_path, 
     shutil.copytree(trained[0], target)
     before = snapshot(target)
     cfg = load_config("default", overrides=TINY)
-    import soundtwin.verifier as vmod
+    import soundtwin.runtime.torch_runtime as vmod
 
     def crash(*a, **k):
         raise KeyboardInterrupt  # Ctrl-C while the model directory is being written
 
-    monkeypatch.setattr(vmod.Verifier, "_weights_bytes", crash)
+    monkeypatch.setattr(vmod, "weights_bytes", crash)
     with pytest.raises(KeyboardInterrupt):
         train(synth_data / "train", target, cfg, cache_dir=tmp_path / "c", overwrite=True)
     after = snapshot(target)
@@ -144,7 +144,7 @@ def test_model_from_an_older_version_with_fewer_config_keys_loads(trained, tmp_p
     its fingerprint, which galleries and ONNX files record, stays the one it was saved with."""
     import shutil
 
-    from soundtwin.verifier import weights_fingerprint
+    from soundtwin.runtime.modeldir import weights_fingerprint
 
     d = tmp_path / "old"
     shutil.copytree(trained[0], d)
@@ -160,7 +160,7 @@ def test_model_from_an_older_version_with_fewer_config_keys_loads(trained, tmp_p
 
 
 def test_crop_prefers_loud_stretches():
-    from soundtwin.train import crop
+    from soundtwin.training.batches import crop
 
     feat = np.full((4, 100), -18.0, dtype=np.float32)  # silence (log energy)
     feat[:, 60:70] = 0.0  # one loud event
@@ -173,13 +173,18 @@ def test_crop_prefers_loud_stretches():
 
 def test_balanced_batches_hold_several_clips_of_each_class(synth_data, tmp_path):
     from soundtwin.data import stratified_split
-    from soundtwin.extract import FeatureExtractor
-    from soundtwin.train import _Trainer, load_labelled
+    from soundtwin.extractor import FeatureExtractor
+    from soundtwin.training.batches import balanced
+    from soundtwin.training.dataset import load_labelled
 
     cfg = load_config("default", overrides=TINY + ["train.sampler=balanced", "train.per_class=4", "train.batch_size=16"])
     lf = load_labelled(synth_data / "train", FeatureExtractor(cfg.features, cache_dir=tmp_path / "c"))
     tr_idx, ho_idx = stratified_split(lf.labels, 0.15, 0)
-    batches = _Trainer(cfg, lf, tr_idx, ho_idx)._balanced(np.random.default_rng(0))
+    state = np.random.get_state()
+    batches = balanced(tr_idx, lf.labels, 16, 4, np.random.default_rng(0))
+    assert np.array_equal(np.random.get_state()[1], state[1])  # numpy's global generator is left alone
+    again = balanced(tr_idx, lf.labels, 16, 4, np.random.default_rng(0))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))  # seeded by the generator passed in
     assert len(batches) >= 3
     for b in batches:
         counts = np.bincount(lf.labels[b], minlength=4)
@@ -189,8 +194,8 @@ def test_balanced_batches_hold_several_clips_of_each_class(synth_data, tmp_path)
 
 
 def test_ensemble_trains_saves_and_exports(synth_data, trials_file, tmp_path):
-    from soundtwin.export import export_onnx
-    from soundtwin.onnx_runtime import OnnxVerifier
+    from soundtwin.runtime.export import export_onnx
+    from soundtwin.runtime.onnx_runtime import OnnxVerifier
 
     cfg = load_config("default", overrides=TINY + ["train.epochs=8", "model.ensemble=2"])
     res = train(synth_data / "train", tmp_path / "ens", cfg, cache_dir=tmp_path / "c")
@@ -209,13 +214,10 @@ def test_ensemble_trains_saves_and_exports(synth_data, trials_file, tmp_path):
 
 @pytest.mark.parametrize("fixed", [True, False])
 def test_tutorial_pairs_are_drawn_once_and_reshuffled(fixed):
-    from soundtwin.train import LabelledFeatures, _Trainer
+    from soundtwin.training.batches import epoch_pairs
 
-    labels = np.repeat(np.arange(4), 10)
-    lf = LabelledFeatures([np.zeros((20, 400), np.float32)] * 40, labels, list("abcd"), [str(i) for i in range(40)])
-    cfg = load_config("tutorial", overrides=[f"train.fixed_pairs={str(fixed).lower()}"])
-    tr = _Trainer(cfg, lf, np.arange(32), np.arange(32, 40))
-    p1, p2 = (tr.epoch_pairs(np.random.default_rng([0, e])) for e in (0, 1))
+    labels = np.repeat(np.arange(4), 8)
+    p1, p2 = (epoch_pairs(labels, 32, np.random.default_rng([0, e]), fixed_seed=0 if fixed else None) for e in (0, 1))
     as_set = [set(zip(*map(list, p))) for p in (p1, p2)]
     assert (as_set[0] == as_set[1]) is fixed and not np.array_equal(p1[0], p2[0])
     assert p1[2].mean() == 0.5  # balanced genuine / impostor either way
@@ -224,7 +226,7 @@ def test_tutorial_pairs_are_drawn_once_and_reshuffled(fixed):
 def test_contrastive_distance_gradient_is_nan_at_zero_only_without_a_floor():
     import torch
 
-    from soundtwin.losses import ContrastiveLoss
+    from soundtwin.training.losses.contrastive import ContrastiveLoss
 
     for eps, finite in ((0.0, False), (1e-7, True)):
         a = torch.tensor([[0.5, 1.0], [0.2, 0.3]], requires_grad=True)

@@ -58,7 +58,7 @@ def test_clips_too_short_to_judge_are_flagged_in_cli_api_and_http(trained, tmp_p
     from fastapi.testclient import TestClient
 
     from soundtwin.server import create_app
-    from soundtwin.verifier import Verifier
+    from soundtwin.runtime.torch_runtime import Verifier
 
     short, ok = tmp_path / "short.wav", tmp_path / "ok.wav"
     sf.write(short, tone(440, seconds=0.1), 16000)
@@ -78,7 +78,7 @@ def test_clips_too_short_to_judge_are_flagged_in_cli_api_and_http(trained, tmp_p
 def test_a_model_near_chance_and_evaluation_clips_from_training_are_reported(trained, synth_data, tmp_path):
     import shutil
 
-    from soundtwin.verifier import Verifier
+    from soundtwin.runtime.torch_runtime import Verifier
 
     d = tmp_path / "m"
     shutil.copytree(trained[0], d, symlinks=True)
@@ -129,7 +129,7 @@ def test_serve_on_a_taken_port_says_so_first(trained):
 
 def test_training_output_has_no_cursor_codes_off_a_terminal_and_train_logs_epochs(synth_data, tmp_path, caplog):
     from soundtwin.config import load_config
-    from soundtwin.train import train
+    from soundtwin.training import train
 
     args = ["train", synth_data / "train", "--out", tmp_path / "m", "--no-cache"]
     for o in TINY[1:] + ["train.epochs=2"]:
@@ -184,4 +184,4 @@ def test_export_without_the_onnx_extra_names_the_extra(trained, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
     r = cli("export", trained[0])
-    assert r.exit_code == 2 and "pip install 'soundtwin[onnx]' (onnx missing)" in r.stderr
+    assert r.exit_code == 2 and "pip install 'soundtwin[onnx]' (onnx is not installed)" in r.stderr

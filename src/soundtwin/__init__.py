@@ -11,30 +11,19 @@ import os as _os
 # OMP_WAIT_POLICY in the environment wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .errors import (  # noqa: E402
-    AudioError,
-    ConfigError,
-    DatasetError,
-    GalleryError,
-    ModelError,
-    NoSoundError,
-    SoundtwinError,
-)
+import lazy_loader as _lazy  # noqa: E402
 
-#: Public names and the module each comes from; imported on first use, so ``import soundtwin`` (and
-#: every CLI command) starts without torch, librosa or scipy until a command needs them.
-_LAZY = {"load_audio": "audio", "ExperimentConfig": "config", "load_config": "config", "Decision": "scoring",
-         "Verifier": "verifier", "Gallery": "gallery"}
-
-
-def __getattr__(name: str):  # noqa: ANN202
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'soundtwin' has no attribute {name!r}")
-
-__all__ = [
-    "AudioError", "ConfigError", "DatasetError", "Decision", "ExperimentConfig", "Gallery", "GalleryError",
-    "ModelError", "NoSoundError", "SoundtwinError", "Verifier", "__version__", "load_audio", "load_config",
-]
+# Public names, imported on first use: ``import soundtwin`` (and every CLI command) starts without
+# torch, librosa or scipy until a command needs them.
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, submod_attrs={
+    "errors": ["AudioError", "ConfigError", "DatasetError", "GalleryError", "MissingExtraError", "ModelError",
+               "NoSoundError", "SoundtwinError"],
+    "audio": ["load_audio"],
+    "config": ["ExperimentConfig", "load_config"],
+    "distance": ["get_distance"],
+    "runtime": ["Decision", "load_verifier"],
+    "runtime.torch_runtime": ["Verifier"],
+    "gallery": ["Gallery"],
+    "training": ["train"],
+})
+__all__ += ["__version__"]

@@ -215,14 +215,6 @@ def load_audio(path: str | os.PathLike[str], sr: int | None = None) -> tuple[np.
     return prepare_signal(y, native_sr, sr, name=str(path))
 
 
-def audio_duration(path: str | os.PathLike[str]) -> float:
-    """Duration in seconds from the file header, without decoding."""
-    try:
-        return float(sf.info(str(path)).duration)
-    except Exception as exc:
-        raise AudioError(f"{path}: cannot read audio header ({exc})") from None
-
-
 def stream_audio(
     path: str | os.PathLike[str], sr: int, block_seconds: float = 10.0
 ) -> Iterator[np.ndarray]:

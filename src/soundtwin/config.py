@@ -20,7 +20,10 @@ from typing import Any
 
 import yaml
 
+from .distance import DISTANCES
+from .encoders import ENCODERS
 from .errors import ConfigError
+from .training.losses import LOSSES
 
 
 def _choice(name: str, value: str, options: tuple[str, ...]) -> None:
@@ -81,14 +84,16 @@ class ModelConfig:
     ensemble: int = 1  # tdnn: train this many encoders side by side and average their cosine scores
 
     def __post_init__(self) -> None:
-        _choice("model.name", self.name, ("mlp", "tdnn"))
+        _choice("model.name", self.name, tuple(ENCODERS))
         _positive("model.dilation", self.dilation)
         _positive("model.stride", self.stride)
-        _choice("model.distance", self.distance, ("cosine", "euclidean"))
+        _choice("model.distance", self.distance, tuple(DISTANCES))
         for k in ("embedding_dim", "channels", "hidden", "layers", "ensemble"):
             _positive(f"model.{k}", getattr(self, k))
-        if self.ensemble > 1 and (self.name != "tdnn" or self.distance != "cosine"):
-            raise ConfigError("model.ensemble > 1 needs model.name=tdnn and model.distance=cosine")
+        if self.ensemble > 1 and (ENCODERS[self.name].fixed_input or self.distance != "cosine"):
+            raise ConfigError(f"model.ensemble > 1 needs model.distance=cosine and an encoder of any input length "
+                              f"(model.name={self.name} is fixed-size)" if ENCODERS[self.name].fixed_input else
+                              "model.ensemble > 1 needs model.distance=cosine")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"model.dropout: must be in [0, 1), got {self.dropout!r}")
 
@@ -108,7 +113,7 @@ class LossConfig:
     distance_eps: float = 1e-7
 
     def __post_init__(self) -> None:
-        _choice("loss.name", self.name, ("contrastive", "triplet", "aam", "subcenter_aam"))
+        _choice("loss.name", self.name, tuple(LOSSES))
         _positive("loss.margin", self.margin, allow_zero=True)
         _positive("loss.distance_eps", self.distance_eps, allow_zero=True)
         _positive("loss.scale", self.scale)
@@ -116,7 +121,7 @@ class LossConfig:
 
     @property
     def uses_pairs(self) -> bool:
-        return self.name == "contrastive"
+        return LOSSES[self.name].pairs
 
 
 @dataclass(frozen=True)
@@ -194,12 +199,13 @@ class ExperimentConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
-        if self.model.name == "mlp" and self.features.max_frames == 0:
-            raise ConfigError("model.name=mlp needs a fixed input: set features.max_frames > 0")
+        if ENCODERS[self.model.name].fixed_input and self.features.max_frames == 0:
+            raise ConfigError(f"model.name={self.model.name} needs a fixed input: set features.max_frames > 0")
         if self.model.ensemble > 1 and self.loss.uses_pairs:
             raise ConfigError(f"model.ensemble > 1 trains on labelled batches: loss.name={self.loss.name} is a pair loss")
-        if self.loss.name in ("aam", "subcenter_aam") and self.model.distance != "cosine":
-            raise ConfigError(f"loss.name={self.loss.name} compares embeddings by cosine: set model.distance=cosine")
+        need = LOSSES[self.loss.name].distance
+        if need is not None and self.model.distance != need:
+            raise ConfigError(f"loss.name={self.loss.name} compares embeddings by {need}: set model.distance={need}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

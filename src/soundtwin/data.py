@@ -1,10 +1,12 @@
-"""Datasets (a folder of class sub-folders or a ``path,label`` CSV), splits and pair sampling."""
+"""Datasets (a folder of class sub-folders or a ``path,label`` CSV), audio file lists, splits, pairs and
+trial lists."""
 
 from __future__ import annotations
 
 import csv
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,18 +30,32 @@ def class_from_folder(name: str) -> str:
     return _SUB_PREFIX.sub("", name.strip()).lower()
 
 
+def audio_files(folder: Path) -> list[Path]:
+    """Files under ``folder`` (at any depth) with an audio extension, hidden ones left out, sorted."""
+    exts = audio_extensions()
+    return [f for f in sorted(folder.rglob("*")) if f.is_file() and f.suffix.lower() in exts
+            and not f.name.startswith(".")]
+
+
+def list_audio(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Clips named on a command line: files as given, folders searched for audio files."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out += audio_files(p) if p.is_dir() else [p]
+    if not out:
+        raise DatasetError("no audio files among the inputs")
+    return out
+
+
 def scan_folder(root: Path) -> list[Clip]:
     """Clips under ``root/<class>/**`` with an audio extension, sorted by path."""
-    exts = audio_extensions()
     clips: list[Clip] = []
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not subdirs:
         raise DatasetError(f"{root}: no class sub-folders (expected one folder per class, e.g. {root}/dogs/*.wav)")
     for sub in subdirs:
         label = class_from_folder(sub.name)
-        for f in sorted(sub.rglob("*")):
-            if f.is_file() and f.suffix.lower() in exts and not f.name.startswith("."):
-                clips.append(Clip(f, label))
+        clips += [Clip(f, label) for f in audio_files(sub)]
     if not clips:
         raise DatasetError(f"{root}: no audio files found in its class sub-folders")
     return clips
@@ -100,6 +116,14 @@ def discover(data: str | os.PathLike[str]) -> list[Clip]:
     if not data.exists():
         raise DatasetError(f"{data}: no such folder or manifest")
     raise DatasetError(f"{data}: expected a folder of class sub-folders or a .csv manifest")
+
+
+def group_by_label(data: str | os.PathLike[str]) -> dict[str, list[Path]]:
+    """A dataset's clips by class, in order of first appearance."""
+    groups: dict[str, list[Path]] = {}
+    for c in discover(data):
+        groups.setdefault(c.label, []).append(c.path)
+    return groups
 
 
 def encode_labels(labels: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -169,3 +193,49 @@ def trial_pairs(labels: np.ndarray, max_trials: int, rng: np.random.Generator) -
         imp = rng.choice(imp, half, replace=False)
     sel = np.concatenate([gen, imp])
     return iu[sel], ju[sel], same[sel].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Trials:
+    labels: np.ndarray  # (n,) int, -1 where the line had no label
+    a: list[str]
+    b: list[str]
+
+    @property
+    def labelled(self) -> np.ndarray:
+        return self.labels >= 0
+
+
+def read_trials(path: str | os.PathLike[str]) -> Trials:
+    """Parse ``LABEL PATH_A PATH_B`` (LABEL 1 or 0) or ``PATH_A PATH_B`` lines; relative paths
+    resolve against the list's folder. Blank lines and ``#`` comments are ignored."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read trial list ({exc.strerror})") from None
+    labels, a, b = [], [], []
+
+    def resolve(p: str) -> str:
+        q = Path(p)
+        return str(q if q.is_absolute() else path.parent / q)
+
+    for n, line in enumerate(lines, start=1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if len(parts) == 3:
+            if parts[0] not in ("0", "1"):
+                raise DatasetError(f"{path}:{n}: label must be 1 or 0, got {parts[0]!r}")
+            labels.append(int(parts[0]))
+            a.append(resolve(parts[1]))
+            b.append(resolve(parts[2]))
+        elif len(parts) == 2:
+            labels.append(-1)
+            a.append(resolve(parts[0]))
+            b.append(resolve(parts[1]))
+        else:
+            raise DatasetError(f"{path}:{n}: expected 'LABEL PATH_A PATH_B' or 'PATH_A PATH_B', got {line.strip()!r}")
+    if not a:
+        raise DatasetError(f"{path}: no trials")
+    return Trials(np.array(labels, dtype=np.int64), a, b)

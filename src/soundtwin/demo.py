@@ -11,9 +11,10 @@ import numpy as np
 
 from .config import load_config
 from .data import trial_pairs
-from .evaluate import Trials, evaluate
+from .data import Trials
+from .evaluate import evaluate
 from .synth import RECIPES, write_synthetic_dataset
-from .train import train
+from .training import train
 
 TRAIN_CLASSES = ["whistle", "hum", "chirp_down", "knock", "hiss", "beep"]
 UNSEEN_CLASSES = ["buzz", "chirp_up"]

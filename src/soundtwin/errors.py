@@ -27,9 +27,23 @@ class ModelError(SoundtwinError):
     """A model directory is missing, incomplete or was made by an incompatible version."""
 
 
-class NotTrainedError(ModelError):
-    """An object that needs learned state was used before it was fitted or loaded."""
-
-
 class GalleryError(SoundtwinError):
     """A gallery is missing, malformed, or was made by a different model."""
+
+
+class MissingExtraError(SoundtwinError):
+    """A feature needs an optional part of soundtwin (an "extra") that is not installed."""
+
+    def __init__(self, extra: str, purpose: str, module: str) -> None:
+        super().__init__(f"{purpose} needs the '{extra}' extra: pip install 'soundtwin[{extra}]' ({module} is "
+                         f"not installed)")
+        self.extra, self.module = extra, module
+
+
+def require_extra(extra: str, purpose: str, *modules: str) -> None:
+    """Raise :class:`MissingExtraError` naming ``extra`` unless every one of ``modules`` can be imported."""
+    import importlib.util
+
+    for mod in modules:
+        if importlib.util.find_spec(mod) is None:
+            raise MissingExtraError(extra, purpose, mod)

@@ -10,56 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DatasetError
+from .data import Trials, read_trials
 from .io import atomic_write_text
 from .metrics import Metrics, summarize
-from .scoring import EmbedderBase
-
-
-@dataclass(frozen=True)
-class Trials:
-    labels: np.ndarray  # (n,) int, -1 where the line had no label
-    a: list[str]
-    b: list[str]
-
-    @property
-    def labelled(self) -> np.ndarray:
-        return self.labels >= 0
-
-
-def read_trials(path: str | os.PathLike[str]) -> Trials:
-    """Parse ``LABEL PATH_A PATH_B`` (LABEL 1 or 0) or ``PATH_A PATH_B`` lines; relative paths
-    resolve against the list's folder. Blank lines and ``#`` comments are ignored."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read trial list ({exc.strerror})") from None
-    labels, a, b = [], [], []
-
-    def resolve(p: str) -> str:
-        q = Path(p)
-        return str(q if q.is_absolute() else path.parent / q)
-
-    for n, line in enumerate(lines, start=1):
-        parts = line.split()
-        if not parts or parts[0].startswith("#"):
-            continue
-        if len(parts) == 3:
-            if parts[0] not in ("0", "1"):
-                raise DatasetError(f"{path}:{n}: label must be 1 or 0, got {parts[0]!r}")
-            labels.append(int(parts[0]))
-            a.append(resolve(parts[1]))
-            b.append(resolve(parts[2]))
-        elif len(parts) == 2:
-            labels.append(-1)
-            a.append(resolve(parts[0]))
-            b.append(resolve(parts[1]))
-        else:
-            raise DatasetError(f"{path}:{n}: expected 'LABEL PATH_A PATH_B' or 'PATH_A PATH_B', got {line.strip()!r}")
-    if not a:
-        raise DatasetError(f"{path}: no trials")
-    return Trials(np.array(labels, dtype=np.int64), a, b)
+from .runtime.base import EmbedderBase
 
 
 @dataclass
@@ -133,15 +87,9 @@ def clip_key(path: str | os.PathLike[str]) -> str:
 
 def training_clip_keys(verifier: EmbedderBase) -> set[str]:
     """Keys of the clips the model was trained on (empty for models saved before they were recorded)."""
-    if verifier.model_dir is None:
-        return set()
-    from .store import version_dir
+    from .runtime.modeldir import read_training_clips
 
-    f = version_dir(verifier.model_dir) / "train_clips.txt"
-    try:
-        return set(f.read_text().split())
-    except OSError:
-        return set()
+    return read_training_clips(verifier.model_dir) if verifier.model_dir is not None else set()
 
 
 def write_scores(path: str | os.PathLike[str], ev: Evaluation) -> None:

@@ -9,8 +9,8 @@ import numpy as np
 
 from .data import discover, encode_labels
 from .errors import DatasetError
-from .gallery import class_scores
-from .verifier import Verifier
+from .distance import get_distance
+from .runtime.base import EmbedderBase
 
 
 @dataclass(frozen=True)
@@ -48,15 +48,15 @@ def fewshot_embeddings(emb: np.ndarray, labels: np.ndarray, *, ways: int, shots:
             qlab += [k] * q
         sup_idx = np.concatenate(sup)
         sup_lab = np.repeat(np.arange(ways), shots).astype(str)
-        s = class_scores(emb[np.concatenate(qry)], emb[sup_idx], sup_lab, [str(k) for k in range(ways)],
-                         scoring, distance)
+        s = get_distance(distance).class_scores(emb[np.concatenate(qry)], emb[sup_idx], sup_lab,
+                                                [str(k) for k in range(ways)], scoring)
         accs.append(float(np.mean(s.argmax(1) == np.array(qlab))))
     a = np.array(accs)
     ci = 1.96 * a.std(ddof=1) / np.sqrt(len(a)) if len(a) > 1 else float("nan")
     return FewShotResult(ways, shots, episodes, q, float(a.mean()), float(ci), scoring)
 
 
-def fewshot(verifier: Verifier, data: str | os.PathLike[str], *, ways: int, shots: int, episodes: int,
+def fewshot(verifier: EmbedderBase, data: str | os.PathLike[str], *, ways: int, shots: int, episodes: int,
             queries: int = 5, seed: int = 0, scoring: str = "mean") -> FewShotResult:
     """Few-shot accuracy on a labelled set (a ``path,label`` CSV or class folders); each clip embedded once."""
     clips = discover(data)

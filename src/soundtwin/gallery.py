@@ -22,20 +22,20 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .errors import GalleryError
+from .distance import SCORINGS, unit
+from .encoders import embedding_width
+from .errors import GalleryError, ModelError
 from .index import EXACT_MAX
 from .io import read_json
-from .modeldir import embedding_width, read_calibration
-from .scoring import AudioInput, Decision, EmbedderBase, clip_name
+from .metrics import operating_threshold
+from .runtime import load_verifier
+from .runtime.base import AudioInput, Decision, EmbedderBase, clip_name
+from .runtime.modeldir import read_calibration
 from .store import StoreError, check_writable, locked, new_version, read_version, version_dir
 
 UNKNOWN = "unknown"
 #: Seconds a writer waits for another process's enrollment into the same gallery before giving up.
 LOCK_TIMEOUT = 60.0
-#: How a class is scored against a query: cosine to the class's mean embedding ("mean"), to its best
-#: exemplar ("max"), or the mean of its ``TOPK`` best exemplars ("topk"). See the README for the measurement.
-SCORINGS = ("mean", "max", "topk")
-TOPK = 3
 
 
 @dataclass(frozen=True)
@@ -55,31 +55,6 @@ class Identification:
     matches: list[Match] = field(default_factory=list)
 
 
-def class_scores(query: np.ndarray, emb: np.ndarray, labels: np.ndarray, classes: list[str],
-                 scoring: str, distance: str) -> np.ndarray:
-    """``(n_queries, n_classes)`` scores, higher = more alike."""
-    if distance == "cosine":
-        sims = query @ emb.T
-    else:
-        sims = -np.sqrt(np.maximum(((query[:, None, :] - emb[None]) ** 2).sum(-1), 1e-7))
-    out = np.empty((len(query), len(classes)), dtype=np.float64)
-    for c, name in enumerate(classes):
-        idx = np.flatnonzero(labels == name)
-        if scoring == "mean":
-            if distance == "cosine":
-                centre = emb[idx].mean(0)
-                centre /= max(np.linalg.norm(centre), 1e-12)
-                out[:, c] = query @ centre
-            else:
-                out[:, c] = -np.linalg.norm(query - emb[idx].mean(0), axis=-1)
-        elif scoring == "max":
-            out[:, c] = sims[:, idx].max(1)
-        else:
-            k = min(TOPK, len(idx))
-            out[:, c] = np.sort(sims[:, idx], axis=1)[:, -k:].mean(1)
-    return out
-
-
 #: A class label: 1-64 characters without control characters or slashes, not blank-edged, not only dots,
 #: and not ``unknown``. Labels are data in ``gallery.json``, never file names; the rule keeps them
 #: printable and unambiguous in the CLI's tab-separated output and in URLs.
@@ -92,35 +67,6 @@ def check_label(label: str) -> str:
         raise GalleryError(f"invalid class label {label!r}: 1-64 printable characters without slashes, "
                            f"not only dots, not {UNKNOWN!r}")
     return label
-
-
-def load_verifier(model_dir: str | os.PathLike[str], runtime: str = "torch") -> EmbedderBase:
-    """A model directory's verifier on the torch runtime, on onnxruntime (no torch import), or ``"auto"``:
-    onnxruntime when the directory holds this model's ``model.onnx`` (``soundtwin export``) and the
-    ``onnx`` extra is installed, since it starts in a fraction of torch's import time; torch otherwise.
-    Export checks the two agree within 1e-4 on every embedding."""
-    if runtime not in ("torch", "onnx", "auto"):
-        raise GalleryError(f"runtime must be torch, onnx or auto, got {runtime!r}")
-    if runtime == "auto":
-        import importlib.util
-
-        has_onnx = (version_dir(Path(model_dir)) / "model.onnx").is_file() if Path(model_dir).is_dir() else False
-        runtime = "onnx" if has_onnx and importlib.util.find_spec("onnxruntime") is not None else "torch"
-        if runtime == "onnx":
-            from .errors import ModelError
-            from .onnx_runtime import OnnxVerifier
-
-            try:
-                return OnnxVerifier.load(model_dir)
-            except ModelError:  # e.g. exported from an earlier version of the model: use torch
-                runtime = "torch"
-    if runtime == "onnx":
-        from .onnx_runtime import OnnxVerifier
-
-        return OnnxVerifier.load(model_dir)
-    from .verifier import Verifier
-
-    return Verifier.load(model_dir)
 
 
 class Gallery:
@@ -150,18 +96,17 @@ class Gallery:
 
     # -- persistence --------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | os.PathLike[str], model_dir: str | os.PathLike[str], **kw: Any) -> Gallery:
+    def create(cls, path: str | os.PathLike[str], model_dir: str | os.PathLike[str], *, runtime: str = "auto",
+               device: Any = "cpu", **kw: Any) -> Gallery:
         """A new, empty gallery for a model (written on the first enrollment). ``path`` must be new,
         empty, or hold nothing but soundtwin's own files (never a folder of your clips)."""
-        from .verifier import Verifier
-
         if check_writable(path, "gallery") == "existing":
             raise GalleryError(f"{path}: a gallery already exists here")
-        v = Verifier.load(model_dir)
-        return cls(path, v, **kw)
+        return cls(path, load_verifier(model_dir, runtime, device=device), **kw)
 
     @staticmethod
-    def _read(p: Path, vd: Path) -> tuple[dict[str, Any], np.ndarray]:
+    def read_files(p: Path, vd: Path) -> tuple[dict[str, Any], np.ndarray]:
+        """``(gallery.json, embeddings)`` of gallery ``p`` from its version folder ``vd``, checked."""
         try:
             meta = read_json(vd / "gallery.json")
             emb = np.load(vd / "embeddings.npy", allow_pickle=False)
@@ -193,15 +138,15 @@ class Gallery:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, model_dir: str | os.PathLike[str] | None = None,
-             runtime: str = "auto") -> Gallery:
+             runtime: str = "auto", device: Any = "cpu") -> Gallery:
         """Open a gallery; its model is loaded from the directory it records (or ``model_dir``)
         with the torch or onnx runtime, and must have the fingerprint the gallery was made with."""
         p = Path(path)
         if not (version_dir(p) / "gallery.json").is_file():  # (puts back a swap the 0.1 code left half done)
             raise GalleryError(f"{p}: no gallery here (missing gallery.json)")
-        meta, emb = read_version(p, lambda vd: cls._read(p, vd))
+        meta, emb = read_version(p, lambda vd: cls.read_files(p, vd))
         mdir = Path(model_dir) if model_dir else Path(str(meta.get("model_dir", "")))
-        v = load_verifier(mdir, runtime)
+        v = load_verifier(mdir, runtime, device=device)
         g = cls(p, v, scoring=meta.get("scoring", "mean"), threshold=meta["threshold"],
                 threshold_rule=meta.get("threshold_rule"))
         g._adopt(meta, emb)
@@ -230,7 +175,7 @@ class Gallery:
         """Re-read the enrolled clips from disk (another process may have changed them); this object's
         scoring and operating point stay. A gallery not yet written stays as it is."""
         if (version_dir(self.path) / "gallery.json").is_file():
-            meta, emb = read_version(self.path, lambda vd: self._read(self.path, vd))
+            meta, emb = read_version(self.path, lambda vd: self.read_files(self.path, vd))
             self._adopt(meta, emb, settings=False)
 
     def copy(self) -> Gallery:
@@ -295,10 +240,9 @@ class Gallery:
         n = len(lab)
         q = np.arange(n) if n <= max_queries else np.sort(np.random.default_rng(0).choice(n, max_queries, replace=False))
         genuine = (lab[q][:, None] == np.arange(len(names))[None, :]).astype(np.int64)
-        if self.scoring == "mean" and self.verifier.cfg.model.distance == "cosine":
+        if self.scoring == "mean" and self.verifier.distance.name == "cosine":
             sums = np.zeros((len(names), emb.shape[1]))
             np.add.at(sums, lab, emb)
-            unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)  # noqa: E731
             scores = emb[q] @ unit(sums).T
             own = unit(sums[lab[q]] - emb[q])  # own class without the query clip
             scores[np.arange(len(q)), lab[q]] = np.sum(emb[q] * own, axis=1)
@@ -309,8 +253,8 @@ class Gallery:
                 keep = np.arange(n) != i
                 with warnings.catch_warnings():  # (a singleton's own class is empty without it: masked below)
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    scores[k] = class_scores(self.embeddings[i:i + 1], self.embeddings[keep], labels[keep], names,
-                                             self.scoring, self.verifier.cfg.model.distance)[0]
+                    scores[k] = self.verifier.distance.class_scores(
+                        self.embeddings[i:i + 1], self.embeddings[keep], labels[keep], names, self.scoring)[0]
             q, scores, genuine = q[:500], scores[: min(len(q), 500)], genuine[: min(len(q), 500)]
         sizes = np.array([counts[c] for c in names])
         usable = ~((genuine == 1) & (sizes[lab[q]] < 2)[:, None])  # no genuine trial from a one-clip class
@@ -327,14 +271,10 @@ class Gallery:
         ``source``: ``"gallery"`` (leave-one-out trials on the enrolled clips, scored as queries are, so the
         threshold fits class scoring), ``"model"`` (the model's held-out pair trials), or ``"auto"``
         (gallery when it has two classes or more, one of them with two clips or more, else model)."""
-        from .metrics import eer, threshold_at_far
-
         trials = self.enrolled_trials() if source in ("auto", "gallery") else None
         if trials is None and source == "gallery":
             raise GalleryError(f"{self.path}: gallery calibration needs two classes, one of them with two or more clips")
         if trials is None:
-            from .errors import ModelError
-
             try:
                 trials = read_calibration(self.verifier.model_dir or "")
             except ModelError as exc:
@@ -344,8 +284,8 @@ class Gallery:
             origin = "gallery"
         scores, labels = trials
         self.far = far
-        self.threshold = threshold_at_far(scores, labels, far) if far else eer(scores, labels)[1]
-        self.threshold_rule = f"{origin} far={far}" if far else f"{origin} eer"
+        self.threshold, rule = operating_threshold(scores, labels, far)
+        self.threshold_rule = f"{origin} {rule}"
 
     # -- contents -----------------------------------------------------------------------------
     @property
@@ -416,8 +356,12 @@ class Gallery:
         """``(n_queries, n_classes)`` class scores for embeddings, and the class names."""
         self._require()
         names = list(self.classes)
-        return class_scores(np.atleast_2d(emb), self.embeddings, np.array(self.labels), names, self.scoring,
-                            self.verifier.cfg.model.distance), names
+        return self.verifier.distance.class_scores(emb, self.embeddings, self.labels, names, self.scoring), names
+
+    @property
+    def index_built(self) -> bool:
+        """Whether an approximate index is in use (built on the first search of a large gallery)."""
+        return self._index is not None
 
     def _search_table(self) -> tuple[Any, np.ndarray]:
         """(index, row labels) for large galleries: class centroids for "mean", exemplars otherwise."""
@@ -427,8 +371,7 @@ class Gallery:
             labels = np.array(self.labels)
             if self.scoring == "mean":
                 names = np.array(list(self.classes))
-                cent = np.stack([self.embeddings[labels == n].mean(0) for n in names])
-                cent /= np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-12)
+                cent = np.stack([self.verifier.distance.centroid(self.embeddings[labels == n]) for n in names])
                 self._index = (build_index(cent, exact_max=self.exact_max), names)
             else:
                 self._index = (build_index(self.embeddings, exact_max=self.exact_max), labels)
@@ -442,7 +385,7 @@ class Gallery:
         self._require()
         emb = np.atleast_2d(emb)
         rows = len(self.classes) if self.scoring == "mean" else len(self.labels)
-        if rows <= self.exact_max or self.verifier.cfg.model.distance != "cosine":
+        if rows <= self.exact_max or not self.verifier.distance.normalizes:
             s, names = self.scores(emb)
             order = np.argsort(-s, axis=1)[:, :top]
             return [[(names[c], float(s[q, c])) for c in order[q]] for q in range(len(s))]

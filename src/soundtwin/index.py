@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import SoundtwinError
+from .errors import require_extra
 
 #: Largest gallery searched exactly by default: at this size an exact top-5 query takes about 1 ms on 2 cores.
 EXACT_MAX = 50_000
@@ -38,10 +38,8 @@ class IVFIndex:
 
     def __init__(self, vectors: np.ndarray, *, nlist: int | None = None, nprobe: int = 256, train_size: int = 100_000,
                  seed: int = 0) -> None:
-        try:
-            import faiss
-        except ImportError:
-            raise SoundtwinError("large galleries need the 'index' extra: pip install 'soundtwin[index]'") from None
+        require_extra("index", "large galleries", "faiss")
+        import faiss
         x = np.ascontiguousarray(vectors, dtype=np.float32)
         n, d = x.shape
         self.nlist = nlist or int(max(16, min(65536, 4 * np.sqrt(n))))
@@ -65,10 +63,8 @@ class HNSWIndex:
     """faiss IndexHNSWFlat with inner product: a navigable small-world graph of ``m`` links per node."""
 
     def __init__(self, vectors: np.ndarray, *, m: int = 32, ef_construction: int = 80, ef_search: int = 96) -> None:
-        try:
-            import faiss
-        except ImportError:
-            raise SoundtwinError("large galleries need the 'index' extra: pip install 'soundtwin[index]'") from None
+        require_extra("index", "large galleries", "faiss")
+        import faiss
         x = np.ascontiguousarray(vectors, dtype=np.float32)
         self.index = faiss.IndexHNSWFlat(x.shape[1], m, faiss.METRIC_INNER_PRODUCT)
         self.index.hnsw.efConstruction = ef_construction

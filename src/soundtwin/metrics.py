@@ -93,6 +93,14 @@ def threshold_at_far(scores: np.ndarray, labels: np.ndarray, target_far: float) 
     return float(t if np.isfinite(t) else np.max(scores) + 1e-6)
 
 
+def operating_threshold(scores: np.ndarray, labels: np.ndarray, far: float | None = None) -> tuple[float, str]:
+    """The decision threshold at the EER point, or at a target false-accept rate, and how it was set
+    (``"eer"`` or ``"far=<far>"``): the one rule models and galleries use."""
+    if far:
+        return threshold_at_far(scores, labels, far), f"far={far}"
+    return eer(scores, labels)[1], "eer"
+
+
 def fit_logistic(scores: np.ndarray, labels: np.ndarray, l2: float = 1e-4, iters: int = 50) -> tuple[float, float]:
     """Logistic calibration ``P(same | s) = 1 / (1 + exp(-(a s + b)))`` fitted by Newton's method.
 

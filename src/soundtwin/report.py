@@ -13,20 +13,19 @@ from typing import Any
 import numpy as np
 
 from .data import discover
-from .errors import SoundtwinError
+from .errors import SoundtwinError, require_extra
 from .evaluate import evaluate
 from .io import atomic_write_bytes, atomic_write_text
 from .metrics import error_rates
 
 
 def _plt():
-    try:
-        import matplotlib
+    require_extra("plot", "plots", "matplotlib")
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SoundtwinError("plots need the 'plot' extra: pip install 'soundtwin[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
                          "axes.spines.right": False, "font.size": 10})
     return plt

@@ -69,12 +69,12 @@ class StoreBusyError(StoreError):
 
 
 # -- test seam: called between the steps of a write, with the step's name ---------------------------
-_fault_hook: Callable[[str], None] | None = None
+fault_hook: Callable[[str], None] | None = None
 
 
 def _step(name: str) -> None:
-    if _fault_hook is not None:
-        _fault_hook(name)
+    if fault_hook is not None:
+        fault_hook(name)
 
 
 # -- reading ----------------------------------------------------------------------------------------

@@ -11,9 +11,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import SoundtwinError
-from .io import atomic_write_bytes
-from .verifier import Verifier, pad_batch
+from ..errors import SoundtwinError, require_extra
+from ..io import atomic_write_bytes
+from .base import pad_batch
+from .modeldir import ONNX, add_file, onnx_path
+from .torch_runtime import Verifier
 
 
 class _Exportable(nn.Module):
@@ -32,12 +34,14 @@ def export_onnx(verifier: Verifier, path: str | os.PathLike[str], *, check_clips
     ``lengths (batch,)`` int64; output ``embedding``), then compare onnxruntime with torch on random
     features and on ``check_clips`` (feature matrices). Returns the largest absolute difference;
     raises if it exceeds ``tolerance`` (and then writes nothing)."""
+    require_extra("onnx", "export", "onnx", "onnxruntime")
     import onnx
     import onnxruntime as ort
 
     cfg = verifier.cfg
     fixed = cfg.model.name == "mlp"
-    model = _Exportable(verifier.encoder, cfg.model.distance == "cosine").eval()
+    encoder = verifier.encoder.cpu()  # (exported from the CPU whatever the verifier's device)
+    model = _Exportable(encoder, verifier.distance.normalizes).eval()
     n_feat = cfg.features.n_features
     t = cfg.features.max_frames if fixed else 120
     x = torch.randn(2, n_feat, t)
@@ -68,22 +72,24 @@ def export_onnx(verifier: Verifier, path: str | os.PathLike[str], *, check_clips
     for feats in batches:
         xb, lb = pad_batch(feats)
         with torch.no_grad():
-            ref = model(xb, lb).numpy()
-        got = sess.run(["embedding"], {"feats": xb.numpy(), "lengths": lb.numpy()})[0]
+            ref = model(torch.from_numpy(xb), torch.from_numpy(lb)).numpy()
+        got = sess.run(["embedding"], {"feats": xb, "lengths": lb})[0]
         worst = max(worst, float(np.max(np.abs(ref - got))))
     if worst > tolerance:
         raise SoundtwinError(f"ONNX export differs from torch by {worst:.2e} (> {tolerance:g}); nothing written")
+    verifier.encoder.to(verifier.device)
     target = Path(path)
-    if verifier.model_dir is not None and target == default_onnx_path(verifier.model_dir):
-        # inside the model directory: a new version with every current file plus model.onnx
-        from .store import new_version
-
-        with new_version(verifier.model_dir, "model", carry=True) as tmp:
-            (tmp / "model.onnx").write_bytes(blob)
+    if verifier.model_dir is not None and target == onnx_path(verifier.model_dir):
+        add_file(verifier.model_dir, ONNX, blob)  # inside the model directory: a new version
     else:
         atomic_write_bytes(target, blob)
     return worst
 
 
-def default_onnx_path(model_dir: str | os.PathLike[str]) -> Path:
-    return Path(model_dir) / "model.onnx"
+def check_clips(verifier: Verifier, paths: Sequence[str | os.PathLike[str]] = ()) -> list[np.ndarray]:
+    """Features to compare torch and onnxruntime on: ``paths`` plus two synthetic sounds."""
+    from ..synth import SR, synth_clip
+
+    rng = np.random.default_rng(0)
+    return [verifier.features(p) for p in paths] + \
+        [verifier.features((synth_clip(k, rng), SR)) for k in ("whistle", "knock")]

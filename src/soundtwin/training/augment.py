@@ -12,8 +12,8 @@ import math
 import numpy as np
 import torch
 
-from .config import AugmentConfig
-from .models import length_mask
+from ..config import AugmentConfig
+from ..encoders.layers import length_mask
 
 
 def warp_frequency(x: torch.Tensor, factors: np.ndarray) -> torch.Tensor:

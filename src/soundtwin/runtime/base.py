@@ -1,21 +1,25 @@
-"""What every verifier shares, torch-free: embedding inputs, scores, decisions, calibration.
+"""What every runtime shares, torch-free: inputs, batching, long clips, scores, decisions, calibration.
 
-:class:`~soundtwin.verifier.Verifier` (torch) and :class:`~soundtwin.onnx_runtime.OnnxVerifier`
-(onnxruntime) differ only in how they turn features into embeddings (``embed_features``).
+:class:`~soundtwin.runtime.torch_runtime.Verifier` (torch) and
+:class:`~soundtwin.runtime.onnx_runtime.OnnxVerifier` (onnxruntime) differ only in how they run one
+padded batch of features through the encoder (``embed_batch``); how clips are batched, padded and
+windowed, and how embeddings are compared and decided on, is here, once.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .config import ExperimentConfig
-from .metrics import logistic
+from ..config import ExperimentConfig
+from ..distance import Distance, get_distance, unit
+from ..errors import SoundtwinError
+from ..metrics import logistic
 
 AudioInput = str | os.PathLike | tuple[np.ndarray, int]
 
@@ -36,14 +40,6 @@ def clip_name(clip: AudioInput, k: int = 0) -> str:
     return f"signal {k}" if isinstance(clip, tuple) else str(clip)
 
 
-def score_embeddings(a: np.ndarray, b: np.ndarray, distance: str) -> np.ndarray:
-    """Row-wise scores, higher = more alike: cosine similarity of unit vectors, or minus the Euclidean distance."""
-    a, b = np.atleast_2d(a), np.atleast_2d(b)
-    if distance == "cosine":
-        return np.sum(a * b, axis=-1)
-    return -np.sqrt(np.maximum(np.sum((a - b) ** 2, axis=-1), 1e-7))
-
-
 #: A clip longer than this many frames (60 s at a 10 ms hop) is embedded in windows of this length
 #: (half overlapping), whose unit embeddings are averaged: memory stays bounded for hour-long input.
 MAX_EMBED_FRAMES = 6000
@@ -57,8 +53,66 @@ def window_starts(n_frames: int, width: int) -> list[int]:
     return starts
 
 
+def pad_batch(feats: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-pad ``(n_features, T_i)`` matrices to ``(batch, n_features, max T)`` float32; also return the
+    lengths (int64). Features served from the cache are read-only views: they are copied here."""
+    lengths = np.array([f.shape[-1] for f in feats], dtype=np.int64)
+    out = np.zeros((len(feats), feats[0].shape[0], int(lengths.max())), dtype=np.float32)
+    for k, f in enumerate(feats):
+        out[k, :, : f.shape[-1]] = f
+    return out, lengths
+
+
+#: One batch holds at most this many clips, and at most this many frames (clips x longest clip).
+MAX_BATCH = 128
+MAX_BATCH_FRAMES = 32768
+
+BatchFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def length_batches(lengths: Sequence[int], *, max_batch: int = MAX_BATCH,
+                   max_frames: int = MAX_BATCH_FRAMES) -> list[np.ndarray]:
+    """Clip indices in batches of similar length (shortest first): little padding, bounded memory. A clip
+    over :data:`MAX_EMBED_FRAMES` frames is a batch of its own (it is embedded in windows)."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and end - start < max_batch and lengths[order[end]] <= MAX_EMBED_FRAMES \
+                and (end - start + 1) * lengths[order[end]] <= max_frames:
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
+
+
+def embed_in_batches(feats: Sequence[np.ndarray], run: BatchFn, *, normalize: bool) -> np.ndarray:
+    """Embed clips of any lengths: ``run(x (batch, n_features, T) float32, lengths (batch,) int64)`` gives a
+    batch's embeddings (unit rows when ``normalize``). A clip over :data:`MAX_EMBED_FRAMES` frames is
+    embedded in half-overlapping windows whose (unit) embeddings are averaged. ``(n_clips, width)`` float32."""
+    if not feats:
+        raise SoundtwinError("nothing to embed")
+    out: list[np.ndarray] = [None] * len(feats)  # type: ignore[list-item]
+    for idx in length_batches([f.shape[-1] for f in feats]):
+        if feats[idx[0]].shape[-1] > MAX_EMBED_FRAMES:  # a long clip (alone in its batch)
+            out[idx[0]] = _embed_long(feats[idx[0]], run, normalize)
+            continue
+        emb = run(*pad_batch([feats[i] for i in idx]))
+        for k, i in enumerate(idx):
+            out[i] = emb[k]
+    return np.stack(out).astype(np.float32)
+
+
+def _embed_long(feat: np.ndarray, run: BatchFn, normalize: bool) -> np.ndarray:
+    w = MAX_EMBED_FRAMES
+    starts = window_starts(feat.shape[-1], w)
+    acc = sum(run(np.ascontiguousarray(feat[None, :, s0:s0 + w]), np.array([w], np.int64))[0] for s0 in starts)
+    emb = acc / len(starts)  # type: ignore[operator]
+    return unit(emb) if normalize else emb
+
+
 class EmbedderBase:
-    """Shared behaviour; subclasses implement :meth:`embed_features`."""
+    """Shared behaviour; a runtime implements :meth:`embed_batch` (and its loading)."""
 
     def __init__(self, cfg: ExperimentConfig, *, threshold: float = 0.0, calibration: tuple[float, float] = (1.0, 0.0),
                  meta: dict[str, Any] | None = None, cache_dir: str | os.PathLike[str] | None | bool = None) -> None:
@@ -66,7 +120,8 @@ class EmbedderBase:
         self.threshold = float(threshold)
         self.calibration = (float(calibration[0]), float(calibration[1]))
         self.meta: dict[str, Any] = dict(meta or {})
-        from .extract import FeatureExtractor  # (decoders: imported when a model is loaded)
+        self.distance: Distance = get_distance(cfg.model.distance)
+        from ..extractor import FeatureExtractor  # (decoders: imported when a model is loaded)
 
         self.extractor = FeatureExtractor(cfg.features, cache_dir=cache_dir)
         self.model_dir: Path | None = None
@@ -76,8 +131,13 @@ class EmbedderBase:
         """Identifies the exact weights and config; galleries record it to refuse other models."""
         return str(self.meta["fingerprint"])
 
-    def embed_features(self, feats: Sequence[np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
+    def embed_batch(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        """Embeddings of one zero-padded batch (unit rows when the distance normalises)."""
         raise NotImplementedError
+
+    def embed_features(self, feats: Sequence[np.ndarray]) -> np.ndarray:
+        """Embeddings ``(n_clips, width)`` of feature matrices of any lengths."""
+        return embed_in_batches(feats, self.embed_batch, normalize=self.distance.normalizes)
 
     def probability(self, score: float | np.ndarray) -> np.ndarray | float:
         """Calibrated probability that a trial with this score is genuine (prior 0.5)."""
@@ -122,7 +182,7 @@ class EmbedderBase:
         return out
 
     def score_embeddings(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return score_embeddings(a, b, self.cfg.model.distance)
+        return self.distance.score(a, b)
 
     def score(self, a: AudioInput, b: AudioInput) -> float:
         e = self.embed([a, b])

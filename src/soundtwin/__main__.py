@@ -1,0 +1,5 @@
+"""``python -m soundtwin``: the command line."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""``python -m soundtwin.cli``: the command line."""
+
+from . import main
+
+main()

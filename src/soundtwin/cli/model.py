@@ -1,0 +1,185 @@
+"""Commands on a model: evaluate, compare, embed, fewshot, report, calibrate, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ..errors import SoundtwinError
+from .common import AsJson, Cache, Device, ModelDir, NoCache, Runtime, cache_arg, command, echo_json, warn
+
+@command()
+def evaluate(
+    model: ModelDir,
+    trials: Annotated[Path, typer.Argument(help="Trial list: 'LABEL PATH_A PATH_B' lines (or 'PATH_A PATH_B').")],
+    scores: Annotated[Optional[Path], typer.Option("--scores", help="Write 'PATH_A PATH_B SCORE' lines here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as one JSON object.")] = False,
+    device: Device = "cpu",
+    cache: Cache = None,
+    no_cache: NoCache = False,
+) -> None:
+    """Score a trial list and print EER, ROC AUC, minDCF and accuracy at the stored threshold."""
+    from ..evaluate import evaluate as run_eval
+    from ..evaluate import write_scores
+    from ..runtime import load_verifier
+
+    v = load_verifier(model, "torch", device=device, cache_dir=cache_arg(cache, no_cache))
+    ev = run_eval(v, trials)
+    if scores:
+        write_scores(scores, ev)
+    warn(ev.warnings)
+    out: dict[str, Any] = {"trials": len(ev.scores), "clips": ev.n_clips,
+                           "clips_per_second": round(ev.n_clips / max(ev.embed_seconds, 1e-9), 1)}
+    if ev.metrics is not None:
+        out.update(ev.metrics.as_dict())
+    out["warnings"] = ev.warnings
+    if as_json:
+        echo_json(out)
+        return
+    typer.echo(f"{out['trials']} trials over {out['clips']} clips ({out['clips_per_second']} clips/s)")
+    if ev.metrics is None:
+        typer.echo("no labelled trials: scores only")
+        return
+    m = ev.metrics
+    typer.echo(f"EER      {m.eer:.4f}\nROC AUC  {m.roc_auc:.4f}\nminDCF   {m.min_dcf:.4f} (P_target 0.01)\n"
+               f"accuracy {m.accuracy:.4f} at stored threshold {m.threshold:.4f}")
+
+
+@command()
+def compare(
+    model: ModelDir,
+    a: Annotated[Path, typer.Argument(help="First clip.")],
+    b: Annotated[Path, typer.Argument(help="Second clip.")],
+    as_json: AsJson = False,
+    runtime: Runtime = "auto",
+    device: Device = "cpu",
+) -> None:
+    """Are two clips the same kind of sound? Prints score, threshold and decision."""
+    from ..runtime import load_verifier
+
+    d = load_verifier(model, runtime, device=device).verify(a, b)
+    warn(d.warnings)
+    if as_json:
+        echo_json({"a": str(a), "b": str(b), "score": d.score, "threshold": d.threshold, "same": d.same,
+                    "probability": d.probability, "warnings": list(d.warnings)})
+        return
+    typer.echo(f"score {d.score:.4f}  threshold {d.threshold:.4f}  probability {d.probability:.3f}  "
+               f"-> {'same' if d.same else 'different'}")
+
+
+@command()
+def embed(
+    model: ModelDir,
+    inputs: Annotated[list[Path], typer.Argument(help="Clips, folders searched for audio files, or a path,label CSV.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .npz (arrays: embeddings, paths, labels).")],
+    runtime: Runtime = "auto",
+    device: Device = "cpu",
+) -> None:
+    """Write embeddings of clips to a NumPy .npz file with their paths (and labels, from a CSV).
+
+    Unreadable or silent files are skipped with a message and a count, as in training."""
+    import io
+
+    import numpy as np
+
+    from ..data import discover, list_audio
+    from ..io import atomic_write_bytes
+    from ..runtime import load_verifier
+
+    labels: list[str] = []
+    if len(inputs) == 1 and inputs[0].suffix.lower() == ".csv":
+        clips = discover(inputs[0])
+        paths, labels = [c.path for c in clips], [c.label for c in clips]
+    else:
+        paths = list_audio(inputs)
+    v = load_verifier(model, runtime, device=device)
+    feats, errors = v.extractor.from_files(paths, skip_errors=True)
+    keep = [k for k, f in enumerate(feats) if f is not None]
+    for _p, msg in errors:
+        typer.echo(f"skipped: {msg}", err=True)
+    if not keep:
+        raise SoundtwinError(f"none of the {len(paths)} clips could be read")
+    emb = v.embed_features([feats[k] for k in keep])  # type: ignore[misc]
+    buf = io.BytesIO()
+    arrays = {"embeddings": emb, "paths": np.array([str(paths[k]) for k in keep])}
+    if labels:
+        arrays["labels"] = np.array([labels[k] for k in keep])
+    np.savez(buf, **arrays)
+    atomic_write_bytes(out, buf.getvalue())
+    typer.echo(f"wrote {emb.shape[0]} embeddings of dimension {emb.shape[1]} to {out}"
+               + (f"; skipped {len(errors)} unreadable or silent clip(s)" if errors else ""))
+
+
+@command()
+def calibrate(
+    model: ModelDir,
+    far: Annotated[Optional[float], typer.Option("--far", help="Target false-accept rate; omit for the EER point.")] = None,
+) -> None:
+    """Move the model's stored threshold to the EER point or a target false-accept rate (held-out trials)."""
+    from ..runtime.modeldir import set_threshold
+
+    meta = set_threshold(model, far)  # a new version: same weights (and model.onnx), new threshold
+    typer.echo(f"threshold {meta['threshold']:.4f} ({meta['threshold_rule']}) stored in {model}")
+
+@command()
+def export(
+    model: ModelDir,
+    onnx: Annotated[Optional[Path], typer.Option("--onnx", help="Output file (default MODEL_DIR/model.onnx).")] = None,
+    check: Annotated[Optional[list[Path]], typer.Option("--check", help="Real clips to compare torch and ONNX on.")] = None,
+) -> None:
+    """Export the encoder to ONNX (variable time axis), checked against torch (max abs diff <= 1e-4)."""
+    from ..errors import require_extra
+
+    require_extra("onnx", "export", "onnx", "onnxruntime")  # before the model is loaded
+    from ..runtime.export import check_clips, export_onnx
+    from ..runtime.modeldir import onnx_path
+    from ..runtime.torch_runtime import Verifier
+
+    v = Verifier.load(model)
+    clips = check_clips(v, check or [])
+    out = onnx or onnx_path(model)
+    worst = export_onnx(v, out, check_clips=clips)
+    typer.echo(f"wrote {out}: largest |torch - onnxruntime| = {worst:.2e} over random features and {len(clips)} clip(s)")
+
+
+@command()
+def report(
+    model: ModelDir,
+    trials: Annotated[Path, typer.Argument(help="Labelled trial list.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html and its PNGs.")],
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="path,label CSV of the test clips (default: test.csv beside TRIALS).")] = None,
+    device: Device = "cpu",
+) -> None:
+    """A self-contained HTML report: ROC/DET, score histograms, embedding map, worst errors, training curves."""
+    from ..report import build_report
+    from ..runtime import load_verifier
+
+    page = build_report(load_verifier(model, "torch", device=device), trials, out, labels_csv=labels)
+    typer.echo(f"report written to {page}")
+
+@command("fewshot")
+def fewshot_cmd(
+    model: ModelDir,
+    test_csv: Annotated[Path, typer.Argument(help="Labelled clips (path,label CSV or class folders).")],
+    ways: Annotated[int, typer.Option("--ways")] = 5,
+    shots: Annotated[int, typer.Option("--shots")] = 1,
+    episodes: Annotated[int, typer.Option("--episodes")] = 500,
+    queries: Annotated[int, typer.Option("--queries", help="Queries per class per episode.")] = 5,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    scoring: Annotated[str, typer.Option(help="mean, max or topk.")] = "mean",
+    as_json: AsJson = False,
+    device: Device = "cpu",
+) -> None:
+    """N-way K-shot accuracy with a 95% confidence interval."""
+    from ..fewshot import fewshot
+    from ..runtime import load_verifier
+
+    r = fewshot(load_verifier(model, "torch", device=device), test_csv, ways=ways, shots=shots, episodes=episodes, queries=queries,
+                seed=seed, scoring=scoring)
+    if as_json:
+        echo_json(r.as_dict())
+        return
+    typer.echo(f"{r.ways}-way {r.shots}-shot accuracy {r.accuracy:.4f} +/- {r.ci95:.4f} (95% CI, "
+               f"{r.episodes} episodes, {r.queries_per_class} queries/class, {r.scoring} scoring)")

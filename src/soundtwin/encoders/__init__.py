@@ -1,0 +1,51 @@
+"""Encoders: a clip's features ``(batch, n_features, frames)`` and their valid ``lengths`` ->
+embeddings ``(batch, width)``. One module per architecture, registered here by name.
+
+Adding an encoder: write ``encoders/<name>.py`` with a ``build(cfg) -> torch.nn.Module``, and add one
+line to :data:`ENCODERS` saying its module and the width of its embeddings. ``model.name`` in the
+config then accepts the name. This module imports no torch: galleries and the ONNX runtime ask it for
+widths without loading the encoder code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..config import ExperimentConfig, ModelConfig
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    module: str  # under soundtwin.encoders, holding build(cfg)
+    width: Callable[[ModelConfig], int]  # width of one encoder's embedding
+    fixed_input: bool = False  # needs features.max_frames > 0 (a fixed-size input)
+
+
+#: The registry: ``model.name`` -> where the encoder lives and how wide its embeddings are.
+ENCODERS: dict[str, EncoderSpec] = {
+    "tdnn": EncoderSpec("tdnn", lambda m: m.embedding_dim),
+    "mlp": EncoderSpec("mlp", lambda m: m.hidden, fixed_input=True),
+}
+
+
+def build_encoder(cfg: ExperimentConfig) -> Any:
+    """The encoder ``cfg.model`` describes (``model.ensemble > 1``: that many side by side)."""
+    if cfg.model.ensemble > 1:
+        from .ensemble import build as build_ensemble
+
+        return build_ensemble(cfg)
+    return importlib.import_module(f"{__name__}.{ENCODERS[cfg.model.name].module}").build(cfg)
+
+
+def member_width(cfg: ExperimentConfig) -> int:
+    """Width of one encoder's embedding (an ensemble's members each give this many)."""
+    return int(ENCODERS[cfg.model.name].width(cfg.model))
+
+
+def embedding_width(cfg: ExperimentConfig) -> int:
+    """Width of the embeddings a model of this config gives (all ensemble members side by side)."""
+    return member_width(cfg) * max(1, int(cfg.model.ensemble))

@@ -1,0 +1,383 @@
+"""The training loop: features once, a held-out part for validation and calibration, a checkpoint every epoch.
+
+The model directory is rewritten atomically after every epoch (and on Ctrl-C), so it always holds a
+complete, usable, calibrated model. ``resume=True`` continues from the saved state. Every model,
+tensor and batch lives on one device (``device``: ``cpu``, the default, ``cuda`` or ``auto``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import ExperimentConfig, changed_keys
+from ..data import stratified_split, trial_pairs
+from ..device import resolve_device
+from ..distance import get_distance
+from ..encoders import ENCODERS, build_encoder
+from ..errors import DatasetError, ModelError
+from ..evaluate import chance_warning
+from ..extractor import FeatureExtractor
+from ..io import read_json
+from ..metrics import eer as compute_eer
+from ..runtime.modeldir import CALIBRATION, META, TRAIN_CLIPS, TRAIN_STATE, calibration_npz, read_config
+from ..runtime.torch_runtime import Verifier, embed_with
+from ..store import LOCK, StoreError, check_writable, locked, version_dir
+from .augment import augment_batch
+from .batches import balanced, bucketed, crop, epoch_pairs, to_tensors
+from .checkpoint import load_state, read_state, state_bytes
+from .dataset import LabelledFeatures, load_labelled
+from .losses import build_loss
+from .optim import build_optimizer, build_scheduler
+
+log = logging.getLogger(__name__)
+
+MAX_HELDOUT_TRIALS = 20000
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    epochs: int
+    loss: float
+    heldout_eer: float
+    threshold: float
+    lr: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    verifier: Verifier
+    history: list[EpochStats]
+    skipped: list[tuple[str, str]]
+    seconds: float
+    diverged: Diverged | None = None
+    warnings: list[str] = field(default_factory=list)  # training stopped early: a step's gradient was not finite
+
+
+class Diverged(Exception):
+    """A training step's gradient was NaN or infinite (``epoch`` and ``step`` count from 1)."""
+
+    def __init__(self, epoch: int, step: int):
+        super().__init__(f"the gradient became non-finite at epoch {epoch}, step {step}")
+        self.epoch, self.step = epoch, step
+
+
+def _finite_grads(params: list[torch.nn.Parameter]) -> bool:
+    sums = [p.grad.sum() for p in params if p.grad is not None]  # NaN or inf anywhere makes its sum so
+    return not sums or bool(torch.isfinite(torch.stack(sums)).all())
+
+
+class Trainer:
+    """One training run's encoder, objective, optimiser and schedule, on one device."""
+
+    def __init__(self, cfg: ExperimentConfig, data: LabelledFeatures, train_idx: np.ndarray, held_idx: np.ndarray,
+                 *, device: Any = "cpu"):
+        self.cfg, self.data = cfg, data
+        self.train_idx, self.held_idx = train_idx, held_idx
+        self.device = resolve_device(device)
+        torch.manual_seed(cfg.train.seed)
+        self.encoder = build_encoder(cfg)
+        k = cfg.model.ensemble
+        # one objective per ensemble member (a margin softmax holds class centres in its member's space)
+        self.loss = build_loss(cfg, len(data.classes)) if k == 1 else \
+            torch.nn.ModuleList([build_loss(cfg, len(data.classes)) for _ in range(k)])
+        self.encoder.to(self.device)
+        self.loss.to(self.device)
+        self.params = list(self.encoder.parameters()) + list(self.loss.parameters())
+        self.members = k if k > 1 else 0
+        # gradients are clipped per member, so one member's large step does not shrink another's
+        self.clip_groups = [self.params] if k == 1 else \
+            [list(e.parameters()) + list(f.parameters()) for e, f in zip(self.encoder.members, self.loss, strict=True)]
+        self.opt = build_optimizer(cfg, self.params)
+        f = cfg.features
+        self.fps = f.sample_rate / f.decimate / f.hop_length  # feature frames per second
+        self.lengths = np.array([x.shape[-1] for x in data.feats])
+        # An epoch sees all training audio about once: a long clip contributes several crops.
+        mean_crop = 0.5 * (cfg.train.crop_min_s + cfg.train.crop_max_s) * self.fps
+        if cfg.loss.uses_pairs:
+            reps = np.full(len(train_idx), cfg.train.pairs_per_clip)
+        else:
+            reps = np.array([max(1, int(round(self.lengths[i] / mean_crop))) for i in train_idx])
+        self.epoch_pool = np.repeat(train_idx, reps)
+        self.steps_per_epoch = max(1, math.ceil(len(self.epoch_pool) / cfg.train.batch_size))
+        self.global_step = 0
+        self.sched = build_scheduler(cfg, self.opt, self.total_steps)
+        self.last_lr = self.opt.param_groups[0]["lr"]
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.cfg.train.epochs
+
+    def to_device(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x.to(self.device, non_blocking=True), lengths.to(self.device, non_blocking=True)
+
+    def _batch(self, idx: np.ndarray, rng: np.random.Generator, fixed: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch on the device: whole clips (fixed-size input), or random crops, augmented if asked."""
+        if fixed:
+            return self.to_device(*to_tensors([self.data.feats[i] for i in idx]))
+        t = self.cfg.train
+        n = max(4, int(round(rng.uniform(t.crop_min_s, t.crop_max_s) * self.fps)))
+        x, lengths = to_tensors([crop(self.data.feats[i], n, rng, t.crop_candidates) for i in idx])
+        if self.cfg.augment.enabled and self.cfg.features.kind == "logmel":
+            x, lengths = augment_batch(x, lengths, self.cfg.augment, rng)
+        return self.to_device(x, lengths)
+
+    def _labels(self, idx: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.data.labels[idx]).to(self.device)
+
+    def _class_batches(self, rng: np.random.Generator) -> list[np.ndarray]:
+        t = self.cfg.train
+        if t.sampler == "balanced":
+            return balanced(self.epoch_pool, self.data.labels, t.batch_size, t.per_class, rng)
+        return bucketed(self.epoch_pool, self.lengths, t.batch_size, rng)
+
+    def run_epoch(self, epoch: int, on_step: Callable[[int], None] | None) -> float:
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.train.seed, epoch])
+        torch.manual_seed(cfg.train.seed * 1000 + epoch)
+        self.encoder.train()
+        fixed = ENCODERS[cfg.model.name].fixed_input
+        bs = cfg.train.batch_size
+        if cfg.loss.uses_pairs:
+            ii, jj, yy = epoch_pairs(self.data.labels[self.train_idx], len(self.epoch_pool), rng,
+                                     fixed_seed=cfg.train.seed if cfg.train.fixed_pairs else None)
+            batches = [(self.train_idx[ii[k:k + bs]], self.train_idx[jj[k:k + bs]], yy[k:k + bs])
+                       for k in range(0, len(ii), bs)]
+        elif self.members:
+            # each member draws its own batches and crops, as separately seeded runs would:
+            # members fed the same batches end up too alike to gain from averaging
+            rngs = [rng] + [np.random.default_rng([cfg.train.seed, epoch, k]) for k in range(1, self.members)]
+            per_member = [self._class_batches(r) for r in rngs]
+            batches = [(tuple(pm[t] for pm in per_member), None, None) for t in range(min(map(len, per_member)))]
+        else:
+            batches = [(b, None, None) for b in self._class_batches(rng)]
+        losses = []
+        for a, b, y in batches:
+            if b is not None:
+                xa, la = self._batch(a, rng, fixed)
+                xb, lb = self._batch(b, rng, fixed)
+                if fixed:
+                    ea, eb = self.encoder(xa, la), self.encoder(xb, lb)
+                else:
+                    n = max(xa.shape[-1], xb.shape[-1])
+                    xa = torch.nn.functional.pad(xa, (0, n - xa.shape[-1]))
+                    xb = torch.nn.functional.pad(xb, (0, n - xb.shape[-1]))
+                    e = self.encoder(torch.cat([xa, xb]), torch.cat([la, lb]))
+                    ea, eb = e[: len(a)], e[len(a):]
+                loss = self.loss(ea, eb, torch.from_numpy(y).to(self.device))
+            elif self.members:
+                if min(map(len, a)) < 2:
+                    continue
+                parts = []
+                for k, (idx, enc, f) in enumerate(zip(a, self.encoder.members, self.loss, strict=True)):
+                    x, lengths = self._batch(idx, rngs[k], fixed)
+                    parts.append(f(enc(x, lengths), self._labels(idx)))
+                loss = sum(parts) / len(parts)
+            else:
+                if len(a) < 2:
+                    continue
+                x, lengths = self._batch(a, rng, fixed)
+                loss = self.loss(self.encoder(x, lengths), self._labels(a))
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if not _finite_grads(self.params):  # stop before the step would make every weight NaN
+                raise Diverged(epoch + 1, len(losses) + 1)
+            if cfg.train.grad_clip:
+                for group in self.clip_groups:
+                    torch.nn.utils.clip_grad_norm_(group, cfg.train.grad_clip)
+            self.last_lr = self.opt.param_groups[0]["lr"]
+            self.opt.step()
+            self.sched.step()
+            self.global_step += 1
+            losses.append(float(loss.detach()))
+            if on_step is not None:
+                on_step(1)
+        return float(np.mean(losses)) if losses else float("nan")
+
+    def heldout_scores(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and labels of seeded trials among the held-out clips (whole clips, as a user's)."""
+        dist = get_distance(self.cfg.model.distance)
+        feats = [self.data.feats[i] for i in self.held_idx]
+        emb = embed_with(self.encoder, feats, normalize=dist.normalizes, device=self.device)
+        rng = np.random.default_rng([seed, 7])
+        i, j, y = trial_pairs(self.data.labels[self.held_idx], MAX_HELDOUT_TRIALS, rng)
+        return dist.score(emb[i], emb[j]), y
+
+    def state_bytes(self) -> bytes:
+        return state_bytes(self.loss, self.opt, self.global_step)
+
+    def load_state(self, blob: bytes, meta: dict[str, str]) -> None:
+        self.global_step = load_state(blob, meta, self.loss, self.opt)
+        self.sched = build_scheduler(self.cfg, self.opt, self.total_steps, start_step=self.global_step)
+
+
+def train(
+    data: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    cfg: ExperimentConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    device: Any = "cpu",
+    cache_dir: str | os.PathLike[str] | None | bool = None,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
+    on_steps_total: Callable[[int], None] | None = None,
+    on_clip: Callable[[int], None] | None = None,
+    on_clips_total: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train a verifier on ``data`` (class folders or a ``path,label`` CSV) into ``out_dir``.
+
+    Callbacks report progress (steps, clips) and each finished epoch; nothing is printed.
+    Raises ``KeyboardInterrupt`` after saving a usable model when interrupted.
+
+    ``out_dir`` must be new, empty, or a model directory (see :mod:`soundtwin.store`); a model already
+    there is replaced only with ``overwrite=True`` (or continued with ``resume=True``). The directory
+    is locked for the whole run: a second training into it fails at once, naming this one's pid.
+    ``device``: ``cpu`` (default), ``cuda`` or ``auto`` (the GPU when there is one).
+    """
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    dev = resolve_device(device)  # (an unavailable GPU is refused before anything is touched)
+    try:
+        state = check_writable(out_dir, "model")
+    except StoreError as exc:
+        raise ModelError(str(exc)) from None
+    if resume and state != "existing":
+        raise ModelError(f"{out_dir}: nothing to resume (no model there)")
+    if not resume and state == "existing" and not overwrite:
+        done = "a complete" if _is_complete(out_dir) else "an unfinished"
+        raise ModelError(f"{out_dir}: holds {done} model; pass --overwrite to replace it"
+                         + ("" if done == "a complete" else " or --resume to continue it"))
+    try:
+        with locked(out_dir, timeout=0, purpose="training"):
+            run = _Run(data, out_dir, cfg, t0, dev, cache_dir)
+            return run.go(resume, on_epoch=on_epoch, on_step=on_step, on_steps_total=on_steps_total,
+                          on_clip=on_clip, on_clips_total=on_clips_total)
+    except StoreError as exc:
+        raise ModelError(str(exc)) from None
+    finally:
+        if state == "new":  # failed before its first save: leave no empty folder behind
+            _remove_if_only_lock(out_dir)
+
+
+def _remove_if_only_lock(d: Path) -> None:
+    try:
+        if [e.name for e in d.iterdir()] == [LOCK]:
+            (d / LOCK).unlink()
+            d.rmdir()
+    except OSError:
+        pass
+
+
+def _is_complete(out_dir: Path) -> bool:
+    try:
+        return bool(read_json(version_dir(out_dir) / META).get("complete"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+class _Run:
+    """One call of :func:`train`, under the model directory's lock."""
+
+    def __init__(self, data: str | os.PathLike[str], out_dir: Path, cfg: ExperimentConfig, t0: float,
+                 device: torch.device, cache_dir: str | os.PathLike[str] | None | bool) -> None:
+        self.data, self.out_dir, self.cfg, self.t0, self.device, self.cache_dir = data, out_dir, cfg, t0, device, cache_dir
+
+    def go(self, resume: bool, *, on_epoch: Callable[[EpochStats], None] | None,
+           on_step: Callable[[int], None] | None, on_steps_total: Callable[[int], None] | None,
+           on_clip: Callable[[int], None] | None, on_clips_total: Callable[[int], None] | None) -> TrainResult:
+        cfg, data, out_dir = self.cfg, self.data, self.out_dir
+        start_epoch, history = 0, []
+        if resume:
+            blob, state_meta, saved_meta = read_state(out_dir)
+            saved_cfg = read_config(out_dir)
+            if saved_cfg != cfg:
+                # a resumed run continues with the config it started with; only its length may change
+                # (the CLI refuses any other --set with --resume, naming the keys)
+                longer = replace(saved_cfg, train=replace(saved_cfg.train, epochs=cfg.train.epochs))
+                cfg = longer if changed_keys(saved_cfg, cfg) == ["train.epochs"] else saved_cfg
+            start_epoch = int(saved_meta.get("epoch", 0))
+            history = [EpochStats(**h) for h in saved_meta.get("history", [])]
+        if cfg.train.num_threads:
+            torch.set_num_threads(cfg.train.num_threads)
+        lf = load_labelled(data, FeatureExtractor(cfg.features, cache_dir=self.cache_dir), progress=on_clip,
+                           on_total=on_clips_total)
+        data_fp = lf.fingerprint()
+        if resume and saved_meta.get("data_fingerprint") not in (None, data_fp):
+            raise DatasetError(f"{data}: not the dataset {out_dir} was trained on ({saved_meta.get('data')}); "
+                               f"--resume continues on the same clips (train into a new --out for new data)")
+        train_idx, held_idx = stratified_split(lf.labels, cfg.train.val_fraction, cfg.train.seed)
+        if len(held_idx) < 3 or len(np.unique(lf.labels[held_idx])) < 2:
+            raise DatasetError(f"{data}: too few clips to hold out a validation part "
+                               f"({len(lf.feats)} clips in {len(lf.classes)} classes)")
+        tr = Trainer(cfg, lf, train_idx, held_idx, device=self.device)
+        if resume:
+            tr.encoder.load_state_dict(Verifier.load(out_dir, cache_dir=False).encoder.state_dict())
+            tr.load_state(blob, state_meta)
+        if on_steps_total is not None:
+            on_steps_total(tr.steps_per_epoch * max(0, cfg.train.epochs - start_epoch))
+
+        verifier = Verifier(tr.encoder, cfg, cache_dir=self.cache_dir, device=self.device)
+        clip_keys = lf.clip_keys()
+        base_meta = {"classes": lf.classes, "n_train_clips": int(len(train_idx)),
+                     "n_heldout_clips": int(len(held_idx)), "skipped_clips": len(lf.skipped),
+                     "epochs": cfg.train.epochs, "data": str(data), "data_fingerprint": data_fp}
+
+        def save(epoch: int, interrupted: bool, heldout: tuple[np.ndarray, np.ndarray] | None = None,
+                 diverged: Diverged | None = None) -> None:
+            scores, labels = heldout if heldout is not None else tr.heldout_scores(cfg.train.seed)
+            verifier.calibrate(scores, labels)
+            verifier.save(out_dir, extra={TRAIN_STATE: tr.state_bytes(), CALIBRATION: calibration_npz(scores, labels),
+                                          TRAIN_CLIPS: clip_keys},
+                          meta_updates={**base_meta, "epoch": epoch, "interrupted": interrupted,
+                                        "complete": epoch >= cfg.train.epochs and not interrupted,
+                                        "diverged": None if diverged is None else
+                                        {"epoch": diverged.epoch, "step": diverged.step},
+                                        "history": [asdict(h) for h in history],
+                                        "training_seconds": round(time.perf_counter() - self.t0, 2)})
+
+        diverged: Diverged | None = None
+        try:
+            for epoch in range(start_epoch, cfg.train.epochs):
+                te = time.perf_counter()
+                loss = tr.run_epoch(epoch, on_step)
+                scores, labels = tr.heldout_scores(cfg.train.seed)
+                e, thr = compute_eer(scores, labels)
+                history.append(EpochStats(epoch + 1, cfg.train.epochs, loss, e, thr, tr.last_lr,
+                                          round(time.perf_counter() - te, 2)))
+                save(epoch + 1, False, (scores, labels))
+                h = history[-1]
+                log.info("epoch %d/%d  loss %.4f  held-out EER %.4f  %.1fs", h.epoch, h.epochs, h.loss,
+                         h.heldout_eer, h.seconds)  # (notebooks: logging.basicConfig(level="INFO") shows these)
+                if on_epoch is not None:
+                    on_epoch(h)
+            if start_epoch >= cfg.train.epochs:  # nothing left to run: still leave a calibrated model
+                save(cfg.train.epochs, False)
+        except Diverged as exc:
+            # Keras would apply the NaN step and carry on with a model that scores every pair alike;
+            # we keep the weights of the last finite step, calibrated, and say so.
+            diverged = exc
+            save(len(history), False, diverged=exc)
+        except KeyboardInterrupt:
+            if tr.global_step > 0:
+                save(len(history), True)
+            raise
+        res = TrainResult(out_dir, verifier, history, lf.skipped, time.perf_counter() - self.t0, diverged=diverged)
+        w = chance_warning(verifier.meta.get("heldout_eer"))
+        if w:
+            res.warnings.append(w)
+            log.warning(w)
+        return res

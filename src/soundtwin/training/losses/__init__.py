@@ -1,0 +1,40 @@
+"""Training objectives, one module each, registered here by name (``loss.name`` in the config).
+
+A *pair* loss takes ``(emb_a, emb_b, y)`` (``y = 1`` for a genuine pair); a *class* loss takes
+``(emb, labels)`` over a labelled batch. Adding a loss: write ``training/losses/<name>.py`` with a
+``build(cfg, num_classes, width) -> torch.nn.Module`` and add one line to :data:`LOSSES`.
+This module imports no torch (the config checks names against it).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ...config import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    module: str  # under soundtwin.training.losses, holding build(cfg, num_classes, width)
+    pairs: bool = False  # trains on (a, b, same?) pairs rather than labelled batches
+    distance: str | None = None  # the only model.distance it fits, if it constrains it
+
+
+LOSSES: dict[str, LossSpec] = {
+    "contrastive": LossSpec("contrastive", pairs=True),
+    "triplet": LossSpec("triplet"),
+    "aam": LossSpec("margin", distance="cosine"),
+    "subcenter_aam": LossSpec("margin", distance="cosine"),
+}
+
+
+def build_loss(cfg: ExperimentConfig, num_classes: int) -> Any:
+    """The objective ``cfg.loss`` names, for ``num_classes`` training classes (class losses hold
+    learnable class centres of the encoder's embedding width)."""
+    from ...encoders import member_width
+
+    mod = importlib.import_module(f"{__name__}.{LOSSES[cfg.loss.name].module}")
+    return mod.build(cfg, num_classes, member_width(cfg))
