@@ -44,7 +44,7 @@ def run_one(protocol: str, preset: str, seed: int, overrides: list[str], keep: P
 
     from soundtwin.config import load_config
     from soundtwin.data import read_trials
-from soundtwin.evaluate import evaluate
+    from soundtwin.evaluate import evaluate
     from soundtwin.training import train
     from soundtwin.runtime.torch_runtime import Verifier
 

@@ -12,10 +12,14 @@ the Euclidean distance. Code that compares embeddings asks the model's :class:`D
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported inside the functions: the config checks distance names without loading it
 
 #: How a class is scored against a query: against the class's centroid ("mean"), its best exemplar
 #: ("max"), or the mean of its :data:`TOPK` best exemplars ("topk").
@@ -25,6 +29,8 @@ TOPK = 3
 
 def unit(x: np.ndarray) -> np.ndarray:
     """Rows of ``x`` scaled to unit length (a zero row stays zero)."""
+    import numpy as np
+
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
@@ -50,6 +56,8 @@ class Distance:
     def class_scores(self, queries: np.ndarray, emb: np.ndarray, labels: Sequence[str] | np.ndarray,
                      classes: Sequence[str], scoring: str = "mean") -> np.ndarray:
         """``(n_queries, n_classes)`` scores of queries against the classes of labelled embeddings."""
+        import numpy as np
+
         if scoring not in SCORINGS:
             raise ConfigError(f"scoring {scoring!r} is not one of {', '.join(SCORINGS)}")
         queries, labels = np.atleast_2d(queries), np.asarray(labels)
@@ -76,10 +84,14 @@ class Cosine(Distance):
     name, normalizes = "cosine", True
 
     def score(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         a, b = np.atleast_2d(a), np.atleast_2d(b)
         return np.sum(a * b, axis=-1)
 
     def pairwise(self, queries: np.ndarray, items: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         return np.atleast_2d(queries) @ np.atleast_2d(items).T
 
     def centroid(self, emb: np.ndarray) -> np.ndarray:
@@ -93,10 +105,14 @@ class Euclidean(Distance):
     name = "euclidean"
 
     def score(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         a, b = np.atleast_2d(a), np.atleast_2d(b)
         return -np.sqrt(np.maximum(np.sum((a - b) ** 2, axis=-1), 1e-7))
 
     def pairwise(self, queries: np.ndarray, items: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         q, x = np.atleast_2d(queries), np.atleast_2d(items)
         return -np.sqrt(np.maximum(((q[:, None, :] - x[None]) ** 2).sum(-1), 1e-7))
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    module: str  # under soundtwin.encoders, holding build(cfg)
+    module: str  # holding build(cfg): a name under soundtwin.encoders, or a full dotted module path
     width: Callable[[ModelConfig], int]  # width of one encoder's embedding
     fixed_input: bool = False  # needs features.max_frames > 0 (a fixed-size input)
 
@@ -38,7 +38,8 @@ def build_encoder(cfg: ExperimentConfig) -> Any:
         from .ensemble import build as build_ensemble
 
         return build_ensemble(cfg)
-    return importlib.import_module(f"{__name__}.{ENCODERS[cfg.model.name].module}").build(cfg)
+    mod = ENCODERS[cfg.model.name].module
+    return importlib.import_module(mod if "." in mod else f"{__name__}.{mod}").build(cfg)
 
 
 def member_width(cfg: ExperimentConfig) -> int:

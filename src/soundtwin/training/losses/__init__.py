@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LossSpec:
-    module: str  # under soundtwin.training.losses, holding build(cfg, num_classes, width)
+    module: str  # holding build(cfg, num_classes, width): a name under soundtwin.training.losses, or a dotted path
     pairs: bool = False  # trains on (a, b, same?) pairs rather than labelled batches
     distance: str | None = None  # the only model.distance it fits, if it constrains it
 
@@ -36,5 +36,6 @@ def build_loss(cfg: ExperimentConfig, num_classes: int) -> Any:
     learnable class centres of the encoder's embedding width)."""
     from ...encoders import member_width
 
-    mod = importlib.import_module(f"{__name__}.{LOSSES[cfg.loss.name].module}")
+    name = LOSSES[cfg.loss.name].module
+    mod = importlib.import_module(name if "." in name else f"{__name__}.{name}")
     return mod.build(cfg, num_classes, member_width(cfg))

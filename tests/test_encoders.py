@@ -1,10 +1,7 @@
-import numpy as np
 import pytest
 import torch
 
 from soundtwin.config import PRESETS, load_config
-from soundtwin.training.losses import build_loss
-from soundtwin.training.losses.contrastive import ContrastiveLoss
 from soundtwin.encoders import build_encoder
 from soundtwin.encoders.tdnn import TDNNEncoder
 
@@ -37,47 +34,6 @@ def test_tutorial_network_shape():
     assert kinds == ["Flatten", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear", "ReLU"]
     assert enc.net[1].in_features == 20 * 400 and all(m.out_features == 128 for m in enc.net if hasattr(m, "out_features"))
     assert enc(torch.randn(5, 20, 400)).shape == (5, 128)
-
-
-def test_contrastive_loss_matches_plain_loop():
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((6, 2)), rng.standard_normal((6, 2))
-    y = np.array([1, 0, 1, 0, 0, 1], dtype=np.float32)
-    expect = 0.0
-    for k in range(6):
-        d = np.sqrt(max(np.sum((a[k] - b[k]) ** 2), 1e-7))
-        expect += y[k] * d**2 + (1 - y[k]) * max(1 - d, 0) ** 2
-    got = ContrastiveLoss(1.0)(torch.tensor(a), torch.tensor(b), torch.tensor(y))
-    assert abs(float(got) - expect / 6) < 1e-6
-
-
-
-
-@pytest.mark.parametrize("name", ["aam", "subcenter_aam", "triplet"])
-def test_class_losses_build_and_backprop(name):
-    cfg = load_config("default", overrides=["model.embedding_dim=16", f"loss.name={name}"])
-    loss = build_loss(cfg, 5)
-    emb = torch.nn.functional.normalize(torch.randn(20, 16), dim=-1).requires_grad_()
-    out = loss(emb, torch.arange(20) % 5)
-    out.backward()
-    assert out.item() > 0 and emb.grad is not None and emb.grad.abs().sum() > 0
-
-
-def test_keras_rmsprop_matches_formula():
-    from soundtwin.training.optim import KerasRMSprop
-
-    w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
-    opt = KerasRMSprop([w], lr=0.1)
-    v = np.zeros(2)
-    ref = np.array([1.0, -2.0])
-    for _ in range(3):
-        opt.zero_grad()
-        (w ** 2).sum().backward()
-        g = 2 * ref
-        v = 0.9 * v + 0.1 * g**2
-        ref = ref - 0.1 * g / np.sqrt(v + 1e-7)
-        opt.step()
-    np.testing.assert_allclose(w.detach().numpy(), ref, rtol=1e-5)
 
 
 def test_strided_dilated_tdnn_handles_short_and_padded_clips():
