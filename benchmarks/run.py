@@ -203,6 +203,19 @@ def _app_sections() -> list[str]:
                   "`python benchmarks/baseline.py`: mean and std of 20 MFCCs per clip, cosine, no learning (the "
                   "shared benchmarks README's reference, recomputed here so our own protocols have one too).",
                               json.loads(f.read_text()), [("protocol", "protocol"), ("EER", "eer"), ("ROC AUC", "roc_auc")])
+    f = HERE / "zeroshot_results.json"
+    if f.is_file():
+        lines += _section("Built-in models, no training",
+                  "`python benchmarks/zeroshot.py`: each built-in model (`soundtwin models`) scores every protocol's "
+                  "trials with no training on it; accuracy is at the model's shipped threshold (fitted by "
+                  "`scripts/calibrate_builtins.py` on fsdd-speakers' train.csv for `voice`, fsdd-digits' train.csv for "
+                  "`speech`). Speed on 2 cores: features = decode, resample and front end (cold, no cache); network "
+                  "= the encoder alone; clips/s = both.",
+                              json.loads(f.read_text()), [("model", "model"), ("protocol", "protocol"), ("EER", "eer"),
+                        ("MFCC reference EER", "mfcc_reference_eer"), ("ROC AUC", "roc_auc"), ("minDCF", "min_dcf"),
+                        ("accuracy", "accuracy"), ("median clip s", "median_clip_s"),
+                        ("features clips/s", "features_clips_per_s"), ("network clips/s", "network_clips_per_s"),
+                        ("clips/s", "clips_per_s")])
     f = HERE / "features_results.json"
     if f.is_file():
         lines += _section("Feature extraction speed",

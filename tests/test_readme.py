@@ -16,7 +16,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from soundtwin.cli import app
-from soundtwin.synth import SR, synth_clip, write_synthetic_dataset
+from soundtwin.synth import SR, synth_clip, synth_voice, write_synthetic_dataset
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -60,6 +60,8 @@ def make_layout(root: Path) -> None:
             rows.append(f"fs/{p.name},c{c}")
     (root / "test.csv").write_text("\n".join(rows) + "\n")
     (root / "my.yaml").write_text("train: {epochs: 10}\n")
+    for k in range(3):  # one synthetic voice's utterances, for the built-in voice model's line
+        sf.write(root / f"alice{k + 1}.wav", synth_voice(0, k), SR)
 
 
 def free_port() -> int:

@@ -38,7 +38,8 @@ def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Front end. ``kind``: ``logmel`` (log mel energies), ``mfcc``, or ``tutorial`` (the tutorial's
+    """Front end. ``kind``: ``logmel`` (log mel energies), ``mfcc``, ``raw`` (the waveform itself, for
+    encoders that take samples), or ``tutorial`` (the tutorial's
     librosa MFCC at 22,050 Hz after ``[::decimate]``, padded or cut to ``max_frames``)."""
 
     kind: str = "logmel"
@@ -54,7 +55,7 @@ class FeatureConfig:
     decimate: int = 1
 
     def __post_init__(self) -> None:
-        _choice("features.kind", self.kind, ("logmel", "mfcc", "tutorial"))
+        _choice("features.kind", self.kind, ("logmel", "mfcc", "raw", "tutorial"))
         for k in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "n_mfcc", "decimate"):
             _positive(f"features.{k}", getattr(self, k))
         _positive("features.max_frames", self.max_frames, allow_zero=True)
@@ -63,7 +64,12 @@ class FeatureConfig:
 
     @property
     def n_features(self) -> int:
-        return self.n_mels if self.kind == "logmel" else self.n_mfcc
+        return {"logmel": self.n_mels, "raw": 1}.get(self.kind, self.n_mfcc)
+
+    @property
+    def frames_per_second(self) -> float:
+        """Feature frames per second of audio (samples per second for ``raw``)."""
+        return self.sample_rate / self.decimate / (1 if self.kind == "raw" else self.hop_length)
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,9 @@ class GalleryError(SoundtwinError):
 class MissingExtraError(SoundtwinError):
     """A feature needs an optional part of soundtwin (an "extra") that is not installed."""
 
-    def __init__(self, extra: str, purpose: str, module: str) -> None:
-        super().__init__(f"{purpose} needs the '{extra}' extra: pip install 'soundtwin[{extra}]' ({module} is "
-                         f"not installed)")
+    def __init__(self, extra: str, purpose: str, module: str, install: str | None = None) -> None:
+        how = install or f"the '{extra}' extra: pip install 'soundtwin[{extra}]'"
+        super().__init__(f"{purpose} needs {how} ({module} is not installed)")
         self.extra, self.module = extra, module
 
 

@@ -189,7 +189,8 @@ class Gallery:
     def save(self) -> None:
         """Write the gallery as a new version (atomic; see :mod:`soundtwin.store`). Callers changing a
         gallery another process may also change use :meth:`transaction`."""
-        meta = {"format": 1, "soundtwin_version": __version__, "model_dir": str(Path(self.verifier.model_dir or "").resolve()),
+        model = self.verifier.builtin or str(Path(self.verifier.model_dir or "").resolve())  # a built-in by name
+        meta = {"format": 1, "soundtwin_version": __version__, "model_dir": model,
                 "model_fingerprint": self.verifier.fingerprint, "scoring": self.scoring, "threshold": self.threshold,
                 "threshold_rule": self.threshold_rule, "far": self.far, "labels": self.labels, "paths": self.paths}
         buf = io.BytesIO()
@@ -274,6 +275,10 @@ class Gallery:
         trials = self.enrolled_trials() if source in ("auto", "gallery") else None
         if trials is None and source == "gallery":
             raise GalleryError(f"{self.path}: gallery calibration needs two classes, one of them with two or more clips")
+        if trials is None and self.verifier.builtin and not far:  # a built-in model: its shipped threshold
+            self.far, self.threshold = None, self.verifier.threshold
+            self.threshold_rule = f"model {self.verifier.meta.get('threshold_rule', 'eer')} (built-in)"
+            return
         if trials is None:
             try:
                 trials = read_calibration(self.verifier.model_dir or "")

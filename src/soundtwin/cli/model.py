@@ -49,9 +49,9 @@ def evaluate(
 
 @command()
 def compare(
-    model: ModelDir,
-    a: Annotated[Path, typer.Argument(help="First clip.")],
-    b: Annotated[Path, typer.Argument(help="Second clip.")],
+    clips: Annotated[list[Path], typer.Argument(help="[MODEL] A B: two clips, after a model directory or a built-in "
+                                                     "model's name (soundtwin models); without one, the default "
+                                                     "built-in.", show_default=False)],
     as_json: AsJson = False,
     runtime: Runtime = "auto",
     device: Device = "cpu",
@@ -59,14 +59,40 @@ def compare(
     """Are two clips the same kind of sound? Prints score, threshold and decision."""
     from ..runtime import load_verifier
 
+    if len(clips) == 2:
+        from ..pretrained import DEFAULT
+
+        model, (a, b) = Path(DEFAULT), clips
+        typer.echo(f"model: built-in '{DEFAULT}' (no model given; see soundtwin models)", err=True)
+    elif len(clips) == 3:
+        model, a, b = clips
+    else:
+        raise SoundtwinError(f"compare takes [MODEL] A B: two clips, optionally after a model; got {len(clips)} "
+                             f"argument(s)")
     d = load_verifier(model, runtime, device=device).verify(a, b)
     warn(d.warnings)
     if as_json:
-        echo_json({"a": str(a), "b": str(b), "score": d.score, "threshold": d.threshold, "same": d.same,
-                    "probability": d.probability, "warnings": list(d.warnings)})
+        echo_json({"model": str(model), "a": str(a), "b": str(b), "score": d.score, "threshold": d.threshold,
+                   "same": d.same, "probability": d.probability, "warnings": list(d.warnings)})
         return
     typer.echo(f"score {d.score:.4f}  threshold {d.threshold:.4f}  probability {d.probability:.3f}  "
                f"-> {'same' if d.same else 'different'}")
+
+
+@command()
+def models(as_json: AsJson = False) -> None:
+    """The built-in models: what each is for, its licence and source, and whether it is installed."""
+    from ..pretrained import listing
+
+    rows = listing()
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        state = "installed" if r["installed"] else f"not installed: {r['install']}"
+        typer.echo(f"{r['name']}{' (default)' if r['default'] else ''}: {r['purpose']}\n"
+                   f"    {r['encoder']}\n    licence {r['licence']}; {r['source']}; {state}\n"
+                   f"    threshold {r['threshold']} calibrated on {r['calibrated_on']}")
 
 
 @command()
@@ -133,11 +159,16 @@ def export(
     from ..errors import require_extra
 
     require_extra("onnx", "export", "onnx", "onnxruntime")  # before the model is loaded
+    from ..runtime import load_verifier
     from ..runtime.export import check_clips, export_onnx
     from ..runtime.modeldir import onnx_path
     from ..runtime.torch_runtime import Verifier
 
-    v = Verifier.load(model)
+    v = load_verifier(model, "torch")
+    if not isinstance(v, Verifier):
+        raise SoundtwinError(f"{model}: this built-in model already runs on onnxruntime; nothing to export")
+    if v.builtin and onnx is None:
+        raise SoundtwinError(f"{model} is a built-in model: give the file to write with --onnx FILE")
     clips = check_clips(v, check or [])
     out = onnx or onnx_path(model)
     worst = export_onnx(v, out, check_clips=clips)

@@ -8,11 +8,13 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SoundtwinError
-from .common import Device, ModelDir, command
+from .common import Device, command
 
 @command()
 def serve(
-    model: ModelDir,
+    model: Annotated[Optional[Path], typer.Argument(help="A model directory or a built-in model's name (default: "
+                                                         "the default built-in; see soundtwin models).",
+                                                    show_default=False)] = None,
     gallery: Annotated[Optional[Path], typer.Option("--gallery", help="Gallery directory (created on first enrollment).")] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
@@ -34,6 +36,10 @@ def serve(
     from ..errors import require_extra
 
     require_extra("server", "the server", "fastapi", "uvicorn", "python_multipart", "fastapi_offline")
+    if model is None:
+        from ..pretrained import DEFAULT
+
+        model = Path(DEFAULT)
     import uvicorn
 
     from ..server import create_app

@@ -23,12 +23,15 @@ class EncoderSpec:
     module: str  # holding build(cfg): a name under soundtwin.encoders, or a full dotted module path
     width: Callable[[ModelConfig], int]  # width of one encoder's embedding
     fixed_input: bool = False  # needs features.max_frames > 0 (a fixed-size input)
+    exportable: bool = True  # traces to ONNX (an encoder choosing its windows per clip in Python does not)
 
 
 #: The registry: ``model.name`` -> where the encoder lives and how wide its embeddings are.
 ENCODERS: dict[str, EncoderSpec] = {
     "tdnn": EncoderSpec("tdnn", lambda m: m.embedding_dim),
     "mlp": EncoderSpec("mlp", lambda m: m.hidden, fixed_input=True),
+    "ge2e": EncoderSpec("ge2e", lambda m: m.embedding_dim, exportable=False),  # the ``voice`` built-in (pretrained weights)
+    "speech_embedding": EncoderSpec("speech_embedding", lambda m: m.embedding_dim),  # ``speech``: ONNX only
 }
 
 

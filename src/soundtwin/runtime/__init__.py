@@ -21,12 +21,18 @@ __all__ = ["RUNTIMES", "AudioInput", "Decision", "EmbedderBase", "load_verifier"
 
 def load_verifier(model_dir: str | os.PathLike[str], runtime: str = "torch", *, device: Any = "cpu",
                   cache_dir: str | os.PathLike[str] | None | bool = None) -> EmbedderBase:
-    """A model directory's verifier on the torch runtime (on ``device``), on onnxruntime (no torch import),
+    """A model directory's (or a built-in model's, by name) verifier on the torch runtime (on ``device``), on onnxruntime (no torch import),
     or ``"auto"``: onnxruntime when the directory holds this model's ``model.onnx`` (``soundtwin export``),
     the ``onnx`` extra is installed and the device is the CPU, since it starts in a fraction of torch's
     import time; torch otherwise. Export checks the two agree within 1e-4 on every embedding."""
     if runtime not in RUNTIMES:
         raise SoundtwinError(f"runtime must be {', '.join(RUNTIMES)}, got {runtime!r}")
+    from ..pretrained import is_builtin
+
+    if is_builtin(model_dir):  # a built-in model's name (soundtwin models)
+        from ..pretrained import load_builtin
+
+        return load_builtin(str(model_dir), device=device, cache_dir=cache_dir)
     if runtime == "auto":
         from .modeldir import has_onnx
 

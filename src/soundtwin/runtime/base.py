@@ -125,6 +125,7 @@ class EmbedderBase:
 
         self.extractor = FeatureExtractor(cfg.features, cache_dir=cache_dir)
         self.model_dir: Path | None = None
+        self.builtin: str | None = None  # the name of a built-in model (soundtwin.pretrained), if it is one
 
     @property
     def fingerprint(self) -> str:
@@ -175,7 +176,7 @@ class EmbedderBase:
             return []
         out = []
         for feat, name in zip(feats, names):
-            seconds = (feat.shape[-1] - 1) * f.hop_length * max(1, f.decimate) / f.sample_rate
+            seconds = (feat.shape[-1] - 1) / f.frames_per_second
             if seconds < self.min_seconds:
                 out.append(f"{name}: {seconds:.2f} s is shorter than the {self.min_seconds:g} s this model was "
                            f"trained on; its score is unreliable")

@@ -35,6 +35,11 @@ def export_onnx(verifier: Verifier, path: str | os.PathLike[str], *, check_clips
     features and on ``check_clips`` (feature matrices). Returns the largest absolute difference;
     raises if it exceeds ``tolerance`` (and then writes nothing)."""
     require_extra("onnx", "export", "onnx", "onnxruntime")
+    from ..encoders import ENCODERS
+
+    if not ENCODERS[verifier.cfg.model.name].exportable:
+        raise SoundtwinError(f"model.name={verifier.cfg.model.name} cannot be exported to ONNX (it chooses its "
+                             f"windows per clip in Python); it runs on the torch runtime")
     import onnx
     import onnxruntime as ort
 

@@ -101,8 +101,7 @@ class Trainer:
         self.clip_groups = [self.params] if k == 1 else \
             [list(e.parameters()) + list(f.parameters()) for e, f in zip(self.encoder.members, self.loss, strict=True)]
         self.opt = build_optimizer(cfg, self.params)
-        f = cfg.features
-        self.fps = f.sample_rate / f.decimate / f.hop_length  # feature frames per second
+        self.fps = cfg.features.frames_per_second
         self.lengths = np.array([x.shape[-1] for x in data.feats])
         # An epoch sees all training audio about once: a long clip contributes several crops.
         mean_crop = 0.5 * (cfg.train.crop_min_s + cfg.train.crop_max_s) * self.fps

@@ -1,0 +1,55 @@
+"""Fit the shipped threshold and probability calibration of the built-in models (writes
+src/soundtwin/pretrained/calibration.json).
+
+Each built-in is calibrated on the training split of the public protocol that asks its question, so the
+protocol's test speakers / words stay unseen: ``voice`` on "same speaker?" trials over fsdd-speakers'
+train.csv (digits 0-4), ``speech`` on "same word?" trials over fsdd-digits' train.csv (speakers george,
+jackson, lucas, nicolas). Trials: 20,000 balanced pairs, seed 0.
+
+    python scripts/calibrate_builtins.py            # needs ../shared beside the repo
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from soundtwin.data import discover, encode_labels, trial_pairs
+from soundtwin.io import atomic_write_text
+from soundtwin.metrics import eer, fit_logistic, operating_threshold
+from soundtwin.pretrained import load_builtin
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("SOUNDTWIN_SHARED", ROOT.parent / "shared"))
+DATA = {"voice": "fsdd-speakers", "speech": "fsdd-digits"}
+
+
+def main() -> int:
+    out = {}
+    for name, protocol in DATA.items():
+        csv = SHARED / "benchmarks" / protocol / "train.csv"
+        clips = discover(csv)
+        labels, _ = encode_labels([c.label for c in clips])
+        v = load_builtin(name, cache_dir=False)
+        emb = v.embed([c.path for c in clips])
+        i, j, y = trial_pairs(labels, 20000, np.random.default_rng(0))
+        scores = v.score_embeddings(emb[i], emb[j])
+        threshold, rule = operating_threshold(scores, y)
+        a, b = fit_logistic(scores, y)
+        out[name] = {"threshold": threshold, "threshold_rule": rule, "calibration": {"a": a, "b": b},
+                     "heldout_eer": eer(scores, y)[0],
+                     "data": f"{protocol} train.csv ({len(clips)} clips), {len(y)} balanced trials, seed 0",
+                     "command": "python scripts/calibrate_builtins.py"}
+        print(f"{name:8s} threshold {threshold:.4f}  EER on its calibration trials {out[name]['heldout_eer']:.4f}")
+    target = ROOT / "src" / "soundtwin" / "pretrained" / "calibration.json"
+    atomic_write_text(target, json.dumps(out, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

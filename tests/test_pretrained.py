@@ -1,0 +1,106 @@
+"""Built-in pretrained models (soundtwin.pretrained): no training, weights read out of installed packages."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from soundtwin.cli import app
+from soundtwin.errors import MissingExtraError
+from soundtwin.gallery import Gallery
+from soundtwin.pretrained import BUILTINS, DEFAULT, load_builtin
+from soundtwin.runtime import load_verifier
+from soundtwin.synth import SR, synth_voice
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory):
+    """4 synthetic voices x 4 utterances, as files."""
+    root = tmp_path_factory.mktemp("voices")
+    out = {}
+    for s in range(4):
+        for u in range(4):
+            p = root / f"v{s}" / f"u{u}.wav"
+            p.parent.mkdir(exist_ok=True)
+            sf.write(p, synth_voice(s, u), SR)
+            out.setdefault(s, []).append(p)
+    return out
+
+
+def test_the_voice_model_scores_two_utterances_of_one_voice_above_two_voices(voices):
+    v = load_builtin("voice", cache_dir=False)
+    emb = {s: v.embed(paths) for s, paths in voices.items()}
+    for s in voices:
+        own = emb[s] @ emb[s].T
+        same = own[~np.eye(4, dtype=bool)].mean()
+        other = np.mean([emb[s] @ emb[t].T for t in voices if t != s])
+        assert same > other + 0.03, (s, same, other)
+
+
+def test_builtins_embed_any_rate_and_length_to_unit_vectors():
+    rng = np.random.default_rng(0)
+    for name in BUILTINS:
+        v = load_builtin(name, cache_dir=False)
+        clips = [(synth_voice(1, 0, seconds=0.3), SR), (synth_voice(1, 1, seconds=4.0)[::2].copy(), SR // 2),
+                 (rng.standard_normal(44100 * 3).astype(np.float32) * 0.1, 44100)]
+        e = v.embed(clips)
+        assert e.shape == (3, v.cfg.model.embedding_dim) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
+        assert v.builtin == name and 0 < v.threshold < 1 and v.meta["fingerprint"]
+
+
+def test_compare_without_a_model_uses_the_default_and_says_so(voices):
+    a, b = voices[0][:2]
+    r = runner.invoke(app, ["compare", str(a), str(b), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["model"] == DEFAULT and f"built-in '{DEFAULT}'" in r.stderr
+    other = next(n for n in BUILTINS if n != DEFAULT)
+    r2 = runner.invoke(app, ["compare", other, str(a), str(b), "--json"])
+    assert r2.exit_code == 0 and json.loads(r2.stdout)["model"] == other
+    assert json.loads(r2.stdout)["score"] != out["score"]
+    r3 = runner.invoke(app, ["compare", str(a)])
+    assert r3.exit_code == 2 and "compare takes [MODEL] A B" in r3.stderr
+
+
+def test_models_lists_each_builtin_with_purpose_licence_and_source():
+    r = runner.invoke(app, ["models", "--json"])
+    assert r.exit_code == 0
+    rows = {x["name"]: x for x in json.loads(r.stdout)}
+    assert set(rows) == set(BUILTINS) and rows[DEFAULT]["default"]
+    for x in rows.values():
+        assert x["installed"] and "Apache-2.0" in x["licence"] and x["source"].startswith("PyPI ")
+        assert x["calibrated_on"] and "train.csv" in x["calibrated_on"]
+
+
+def test_a_gallery_on_a_builtin_enrolls_identifies_and_reopens_by_name(voices, tmp_path):
+    g = Gallery.create(tmp_path / "g", "voice")
+    for s in range(3):
+        g.enroll(f"voice{s}", voices[s][:3])
+    again = Gallery.load(tmp_path / "g")
+    assert again.verifier.builtin == "voice" and json.loads((tmp_path / "g" / "gallery.json").read_text())[
+        "model_dir"] == "voice"
+    res = again.identify([voices[s][3] for s in range(3)], top=3)
+    assert sum(r.matches[0].label == f"voice{s}" for s, r in enumerate(res)) >= 2
+    one = Gallery.create(tmp_path / "g1", "voice")
+    one.enroll("only", voices[0][:1])  # one class, one clip: the built-in's own threshold is used
+    assert one.threshold == one.verifier.threshold and "built-in" in one.threshold_rule
+
+
+def test_a_directory_named_like_a_builtin_wins_and_missing_weights_name_the_package(trained, tmp_path,
+                                                                                     monkeypatch):
+    import importlib.util
+    import os
+    import shutil
+
+    shutil.copytree(trained[0], tmp_path / "voice", symlinks=True)
+    monkeypatch.chdir(tmp_path)
+    assert load_verifier("voice").builtin is None  # the user's model directory, not the built-in
+    os.chdir(tmp_path.parent)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "resemblyzer" else real(name, *a))
+    with pytest.raises(MissingExtraError, match=r"pip install --no-deps resemblyzer==0.1.4"):
+        load_verifier("voice")
