@@ -104,3 +104,34 @@ def test_a_directory_named_like_a_builtin_wins_and_missing_weights_name_the_pack
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "resemblyzer" else real(name, *a))
     with pytest.raises(MissingExtraError, match=r"pip install --no-deps resemblyzer==0.1.4"):
         load_verifier("voice")
+
+
+def test_fine_tuning_voice_makes_a_normal_model_that_records_its_source(voices, tmp_path):
+    import shutil
+
+    from soundtwin.errors import ModelError
+    from soundtwin.runtime.torch_runtime import Verifier
+
+    data = tmp_path / "data"
+    for s, paths in voices.items():
+        (data / f"v{s}").mkdir(parents=True)
+        for p in paths:
+            shutil.copy(p, data / f"v{s}" / p.name)
+    r = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "ft"), "--from", "voice", "--set",
+                            "train.epochs=1", "--set", "train.lr=1e-4", "--no-export", "--no-cache"])
+    assert r.exit_code == 0, r.output
+    v = Verifier.load(tmp_path / "ft", cache_dir=False)
+    base = load_builtin("voice", cache_dir=False)
+    assert v.cfg.model.name == "ge2e" and v.meta["fine_tuned_from"] == {"model": "voice", "fingerprint": base.fingerprint}
+    a = voices[0][0]
+    assert 0.9 < float(v.embed([a])[0] @ base.embed([a])[0]) < 1.0  # moved, but from the pretrained weights
+    r = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "x"), "--from", "voice", "--set",
+                            "model.hidden=64"])
+    assert r.exit_code == 2 and "cannot change model.hidden" in r.stderr
+    r = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "y"), "--from", "speech"])
+    assert r.exit_code == 2 and "cannot be fine-tuned" in r.stderr
+    with pytest.raises(ModelError, match="cannot start from voice"):
+        from soundtwin.config import load_config
+        from soundtwin.training import train
+
+        train(data, tmp_path / "z", load_config("default"), init_from="voice")

@@ -272,3 +272,21 @@ def test_tutorial_distance_divergence_stops_training_and_keeps_a_usable_model(tw
                                                                                "train.epochs=2"]),
                 cache_dir=tmp_path / "c")
     assert res.diverged is None and len(res.history) == 2
+
+
+def test_one_clip_per_class_trains_on_two_views_and_validates_on_unseen_classes(tmp_path):
+    from soundtwin.synth import RECIPES, write_synthetic_dataset
+
+    kinds = list(RECIPES)
+    write_synthetic_dataset(tmp_path / "one", kinds, 1, seed=4, min_s=2.0, max_s=2.5)  # 8 classes x 1 clip
+    cfg = load_config("default", overrides=TINY + ["train.epochs=2", "train.batch_size=8"])
+    res = train(tmp_path / "one", tmp_path / "m", cfg, cache_dir=tmp_path / "c")
+    meta = res.verifier.meta
+    assert meta["views"] and meta["heldout"].startswith("whole classes") and meta["n_heldout_clips"] == 2
+    assert np.isfinite(meta["heldout_eer"]) and len(res.history) == 2
+    v = Verifier.load(tmp_path / "m", cache_dir=False)
+    a, b = sorted((tmp_path / "one").rglob("*.wav"))[:2]
+    assert v.verify(a, a).score > v.verify(a, b).score
+    write_synthetic_dataset(tmp_path / "two", kinds[:3], 1, seed=4)
+    with pytest.raises(DatasetError, match="4 classes or more"):
+        train(tmp_path / "two", tmp_path / "m2", cfg, cache_dir=tmp_path / "c")

@@ -147,6 +147,26 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(held, dtype=np.int64))
 
 
+def validation_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(train, held_out, how)``: the part held out to validate and calibrate on.
+
+    ``how`` is ``"clips"`` when a :func:`stratified_split` holds out at least 3 clips of 2 classes; else,
+    when classes are too small to split (one or two clips each: a speaker list with one clip per speaker),
+    ``"classes"``: about ``fraction`` of the classes (at least 2) are held out whole, at least 2 staying for
+    training, so validation measures what a user needs (sounds of classes it never trained on)."""
+    train, held = stratified_split(labels, fraction, seed)
+    if len(held) >= 3 and len(np.unique(labels[held])) >= 2:
+        return train, held, "clips"
+    classes = np.unique(labels)
+    k = max(2, int(round(fraction * len(classes))))
+    if len(classes) - k < 2:
+        raise DatasetError(f"too few clips to hold out a validation part ({len(labels)} clips in {len(classes)} "
+                           f"classes): give 3 or more clips to 2 classes, or 4 classes or more")
+    out = np.random.default_rng([seed, 3]).permutation(classes)[:k]
+    mask = np.isin(labels, out)
+    return np.flatnonzero(~mask), np.flatnonzero(mask), "classes"
+
+
 def sample_pairs(labels: np.ndarray, n_pairs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Balanced pairs as in the tutorial: ``(i, j, y)`` with y=1 genuine (same class) and y=0 impostor.
 

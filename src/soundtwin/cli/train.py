@@ -20,6 +20,9 @@ def train(
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML config file.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override, e.g. --set train.epochs=5.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
+    from_: Annotated[Optional[str], typer.Option("--from", help="Fine-tune: start from this model directory or "
+                                                                "built-in model (soundtwin models), keeping its "
+                                                                "front end and encoder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a model already in --out (your other files there are kept).")] = False,
     export: Annotated[bool, typer.Option("--export/--no-export", help="Also write model.onnx for fast start (needs the onnx extra).")] = True,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write the training curves to this PNG.")] = None,
@@ -46,9 +49,16 @@ def train(
         if other:
             raise SoundtwinError(f"--resume continues the saved run; only train.epochs can change, not "
                                  f"{', '.join(other)} (train into a new --out for that)")
+    elif from_ is not None:
+        from ..training import finetune_config
+
+        if preset or config:
+            raise SoundtwinError("--from keeps the source model's config: drop --preset / --config (use --set)")
+        cfg = finetune_config(from_, set_ or [])
     else:
         cfg = load_config(preset=preset, config_file=config, overrides=set_ or [])
-    typer.echo(f"training preset={cfg.preset} model={cfg.model.name} loss={cfg.loss.name} "
+    typer.echo(("" if from_ is None else f"fine-tuning {from_}: ") +
+               f"training preset={cfg.preset} model={cfg.model.name} loss={cfg.loss.name} "
                f"features={cfg.features.kind} epochs={cfg.train.epochs} -> {out}")
     bars: dict[str, tqdm] = {}
 
@@ -68,7 +78,7 @@ def train(
         (tqdm.write if not quiet and sys.stderr.isatty() else typer.echo)(line)
 
     try:
-        res = run_train(data, out, cfg, resume=resume, overwrite=overwrite, device=device,
+        res = run_train(data, out, cfg, resume=resume, overwrite=overwrite, device=device, init_from=from_,
                         cache_dir=cache_arg(cache, no_cache),
                         on_epoch=epoch_line,
                         on_step=tick("steps"), on_steps_total=bar("steps", "train", "step"),

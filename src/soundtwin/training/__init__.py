@@ -9,4 +9,4 @@ registry), ``augment`` the feature-domain augmentation. Importing this package l
 
 import lazy_loader
 
-__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={"loop": ["EpochStats", "TrainResult", "train"]})
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={"loop": ["EpochStats", "TrainResult", "finetune_config", "train"]})

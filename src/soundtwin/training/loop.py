@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..config import ExperimentConfig, changed_keys
-from ..data import stratified_split, trial_pairs
+from ..data import trial_pairs, validation_split
 from ..device import resolve_device
 from ..distance import get_distance
 from ..encoders import ENCODERS, build_encoder
@@ -111,6 +111,12 @@ class Trainer:
             reps = np.array([max(1, int(round(self.lengths[i] / mean_crop))) for i in train_idx])
         self.epoch_pool = np.repeat(train_idx, reps)
         self.steps_per_epoch = max(1, math.ceil(len(self.epoch_pool) / cfg.train.batch_size))
+        # classes of one clip: each batch holds every clip twice (two random crops: two views of one sound),
+        # so a class loss has a positive for every anchor
+        counts = np.bincount(data.labels[train_idx], minlength=len(data.classes))
+        self.views = bool(not cfg.loss.uses_pairs and counts[counts > 0].min() < 2)
+        if self.views:
+            self.steps_per_epoch = max(1, math.ceil(2 * len(self.epoch_pool) / cfg.train.batch_size))
         self.global_step = 0
         self.sched = build_scheduler(cfg, self.opt, self.total_steps)
         self.last_lr = self.opt.param_groups[0]["lr"]
@@ -128,7 +134,8 @@ class Trainer:
             return self.to_device(*to_tensors([self.data.feats[i] for i in idx]))
         t = self.cfg.train
         n = max(4, int(round(rng.uniform(t.crop_min_s, t.crop_max_s) * self.fps)))
-        x, lengths = to_tensors([crop(self.data.feats[i], n, rng, t.crop_candidates) for i in idx])
+        cands = 1 if self.views else t.crop_candidates  # (views: two independent crops, not the loudest twice)
+        x, lengths = to_tensors([crop(self.data.feats[i], n, rng, cands) for i in idx])
         if self.cfg.augment.enabled and self.cfg.features.kind == "logmel":
             x, lengths = augment_batch(x, lengths, self.cfg.augment, rng)
         return self.to_device(x, lengths)
@@ -138,6 +145,8 @@ class Trainer:
 
     def _class_batches(self, rng: np.random.Generator) -> list[np.ndarray]:
         t = self.cfg.train
+        if self.views:
+            return [np.repeat(b, 2) for b in bucketed(self.epoch_pool, self.lengths, max(2, t.batch_size // 2), rng)]
         if t.sampler == "balanced":
             return balanced(self.epoch_pool, self.data.labels, t.batch_size, t.per_class, rng)
         return bucketed(self.epoch_pool, self.lengths, t.batch_size, rng)
@@ -209,10 +218,21 @@ class Trainer:
         """Scores and labels of seeded trials among the held-out clips (whole clips, as a user's)."""
         dist = get_distance(self.cfg.model.distance)
         feats = [self.data.feats[i] for i in self.held_idx]
-        emb = embed_with(self.encoder, feats, normalize=dist.normalizes, device=self.device)
+        labels = self.data.labels[self.held_idx]
         rng = np.random.default_rng([seed, 7])
-        i, j, y = trial_pairs(self.data.labels[self.held_idx], MAX_HELDOUT_TRIALS, rng)
-        return dist.score(emb[i], emb[j]), y
+        if np.bincount(labels).max() >= 2:
+            emb = embed_with(self.encoder, feats, normalize=dist.normalizes, device=self.device)
+            i, j, y = trial_pairs(labels, MAX_HELDOUT_TRIALS, rng)
+            return dist.score(emb[i], emb[j]), y
+        # held-out classes of one clip each: the two halves of a clip are a genuine trial, halves of two
+        # clips an impostor one
+        halves = [f[:, : max(1, f.shape[-1] // 2)] for f in feats] + [f[:, f.shape[-1] // 2:] for f in feats]
+        emb = embed_with(self.encoder, halves, normalize=dist.normalizes, device=self.device)
+        n = len(feats)
+        i, j = np.triu_indices(n, k=1)
+        pick = rng.choice(len(i), min(len(i), n), replace=False)
+        scores = np.concatenate([dist.score(emb[:n], emb[n:]), dist.score(emb[i[pick]], emb[n + j[pick]])])
+        return scores, np.concatenate([np.ones(n), np.zeros(len(pick))]).astype(np.float32)
 
     def state_bytes(self) -> bytes:
         return state_bytes(self.loss, self.opt, self.global_step)
@@ -236,8 +256,12 @@ def train(
     on_steps_total: Callable[[int], None] | None = None,
     on_clip: Callable[[int], None] | None = None,
     on_clips_total: Callable[[int], None] | None = None,
+    init_from: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train a verifier on ``data`` (class folders or a ``path,label`` CSV) into ``out_dir``.
+
+    ``init_from``: fine-tune: start from the weights of a model directory or a built-in model on torch
+    (``cfg`` must keep its front end and encoder: see :func:`finetune_config`).
 
     Callbacks report progress (steps, clips) and each finished epoch; nothing is printed.
     Raises ``KeyboardInterrupt`` after saving a usable model when interrupted.
@@ -260,9 +284,10 @@ def train(
         done = "a complete" if _is_complete(out_dir) else "an unfinished"
         raise ModelError(f"{out_dir}: holds {done} model; pass --overwrite to replace it"
                          + ("" if done == "a complete" else " or --resume to continue it"))
+    init = _init_weights(init_from, cfg) if init_from is not None and not resume else None
     try:
         with locked(out_dir, timeout=0, purpose="training"):
-            run = _Run(data, out_dir, cfg, t0, dev, cache_dir)
+            run = _Run(data, out_dir, cfg, t0, dev, cache_dir, init)
             return run.go(resume, on_epoch=on_epoch, on_step=on_step, on_steps_total=on_steps_total,
                           on_clip=on_clip, on_clips_total=on_clips_total)
     except StoreError as exc:
@@ -270,6 +295,33 @@ def train(
     finally:
         if state == "new":  # failed before its first save: leave no empty folder behind
             _remove_if_only_lock(out_dir)
+
+
+def finetune_config(source: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """The config to fine-tune ``source`` (a model directory or a built-in's name): its front end and encoder
+    as they are, training settings from ``overrides`` (``train.*``, ``loss.*``, ``augment.*``)."""
+    from ..config import apply_overrides
+    from ..runtime import load_verifier
+
+    base = load_verifier(source, "torch").cfg
+    cfg = apply_overrides(base, overrides)
+    fixed = [k for k in changed_keys(base, cfg) if k.startswith(("features.", "model."))]
+    if fixed:
+        raise ModelError(f"fine-tuning keeps {source}'s front end and encoder; cannot change {', '.join(fixed)}")
+    return cfg
+
+
+def _init_weights(source: str | os.PathLike[str], cfg: ExperimentConfig) -> tuple[str, str, dict[str, Any]]:
+    """``(source, its fingerprint, its encoder weights)`` for a fine-tuning run, checked against ``cfg``."""
+    from ..runtime import load_verifier
+
+    v = load_verifier(source, "torch", cache_dir=False)
+    if not isinstance(v, Verifier):
+        raise ModelError(f"{source} runs on onnxruntime only; it cannot be fine-tuned (its weights are not torch's)")
+    differ = [k for k in changed_keys(v.cfg, cfg) if k.startswith(("features.", "model."))]
+    if differ:
+        raise ModelError(f"cannot start from {source}: the config changes its {', '.join(differ)}")
+    return str(source), v.fingerprint, {k: t.detach().cpu().clone() for k, t in v.encoder.state_dict().items()}
 
 
 def _remove_if_only_lock(d: Path) -> None:
@@ -292,8 +344,10 @@ class _Run:
     """One call of :func:`train`, under the model directory's lock."""
 
     def __init__(self, data: str | os.PathLike[str], out_dir: Path, cfg: ExperimentConfig, t0: float,
-                 device: torch.device, cache_dir: str | os.PathLike[str] | None | bool) -> None:
+                 device: torch.device, cache_dir: str | os.PathLike[str] | None | bool,
+                 init: tuple[str, str, dict[str, Any]] | None = None) -> None:
         self.data, self.out_dir, self.cfg, self.t0, self.device, self.cache_dir = data, out_dir, cfg, t0, device, cache_dir
+        self.init = init
 
     def go(self, resume: bool, *, on_epoch: Callable[[EpochStats], None] | None,
            on_step: Callable[[int], None] | None, on_steps_total: Callable[[int], None] | None,
@@ -318,11 +372,13 @@ class _Run:
         if resume and saved_meta.get("data_fingerprint") not in (None, data_fp):
             raise DatasetError(f"{data}: not the dataset {out_dir} was trained on ({saved_meta.get('data')}); "
                                f"--resume continues on the same clips (train into a new --out for new data)")
-        train_idx, held_idx = stratified_split(lf.labels, cfg.train.val_fraction, cfg.train.seed)
-        if len(held_idx) < 3 or len(np.unique(lf.labels[held_idx])) < 2:
-            raise DatasetError(f"{data}: too few clips to hold out a validation part "
-                               f"({len(lf.feats)} clips in {len(lf.classes)} classes)")
+        try:
+            train_idx, held_idx, held_how = validation_split(lf.labels, cfg.train.val_fraction, cfg.train.seed)
+        except DatasetError as exc:
+            raise DatasetError(f"{data}: {exc}") from None
         tr = Trainer(cfg, lf, train_idx, held_idx, device=self.device)
+        if self.init is not None:  # fine-tuning: the source's weights
+            tr.encoder.load_state_dict(self.init[2])
         if resume:
             tr.encoder.load_state_dict(Verifier.load(out_dir, cache_dir=False).encoder.state_dict())
             tr.load_state(blob, state_meta)
@@ -333,7 +389,14 @@ class _Run:
         clip_keys = lf.clip_keys()
         base_meta = {"classes": lf.classes, "n_train_clips": int(len(train_idx)),
                      "n_heldout_clips": int(len(held_idx)), "skipped_clips": len(lf.skipped),
-                     "epochs": cfg.train.epochs, "data": str(data), "data_fingerprint": data_fp}
+                     "epochs": cfg.train.epochs, "data": str(data), "data_fingerprint": data_fp,
+                     "heldout": {"clips": "held-out clips of the training classes",
+                                 "classes": "whole classes held out (classes of 1-2 clips)"}[held_how],
+                     "views": tr.views}
+        if self.init is not None:
+            base_meta["fine_tuned_from"] = {"model": self.init[0], "fingerprint": self.init[1]}
+        elif resume and "fine_tuned_from" in saved_meta:
+            base_meta["fine_tuned_from"] = saved_meta["fine_tuned_from"]
 
         def save(epoch: int, interrupted: bool, heldout: tuple[np.ndarray, np.ndarray] | None = None,
                  diverged: Diverged | None = None) -> None:
