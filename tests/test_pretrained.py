@@ -128,10 +128,27 @@ def test_fine_tuning_voice_makes_a_normal_model_that_records_its_source(voices, 
     r = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "x"), "--from", "voice", "--set",
                             "model.hidden=64"])
     assert r.exit_code == 2 and "cannot change model.hidden" in r.stderr
-    r = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "y"), "--from", "speech"])
-    assert r.exit_code == 2 and "cannot be fine-tuned" in r.stderr
+    r = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "y"), "--from", "speech", "--set",
+                            "train.epochs=1", "--no-export", "--no-cache"])
+    assert r.exit_code == 0, r.output  # speech's network is frozen ONNX: a head is trained on its vectors
+    head = Verifier.load(tmp_path / "y", cache_dir=False)
+    assert head.cfg.features.kind == "speech_embedding" and head.cfg.model.name == "tdnn"
+    assert head.meta["fine_tuned_from"]["model"] == "speech" and head.embed([a]).shape == (1, 128)
     with pytest.raises(ModelError, match="cannot start from voice"):
         from soundtwin.config import load_config
         from soundtwin.training import train
 
         train(data, tmp_path / "z", load_config("default"), init_from="voice")
+
+
+def test_the_service_runs_on_a_builtin_with_no_model_directory(voices):
+    from fastapi.testclient import TestClient
+
+    from soundtwin.server import create_app
+
+    c = TestClient(create_app(DEFAULT))
+    info = c.get("/info").json()
+    assert info["fingerprint"] and info["threshold"] == load_builtin(DEFAULT, cache_dir=False).threshold
+    a, b = voices[0][:2]
+    r = c.post("/compare", files={"a": a.read_bytes(), "b": b.read_bytes()})
+    assert r.status_code == 200 and -1 <= r.json()["score"] <= 1 and "same" in r.json()

@@ -150,6 +150,10 @@ def compute_features(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
         y = y[:: cfg.decimate]
     if cfg.kind == "raw":
         return np.ascontiguousarray(y[None], dtype=np.float32)
+    if cfg.kind == "speech_embedding":  # the pretrained speech model's vectors, (96, frames)
+        from .pretrained.speech import speech_frames
+
+        return np.ascontiguousarray(speech_frames(y).T, dtype=np.float32)
     feat = log_mel(y, sr=cfg.sample_rate, n_fft=cfg.n_fft, win_length=cfg.win_length,
                    hop_length=cfg.hop_length, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
     if cfg.kind == "mfcc":

@@ -86,6 +86,12 @@ def load_builtin(name: str, *, device: Any = "cpu", cache_dir: str | os.PathLike
     return mod.load(b, weights_path(b), calibration(name), device=device, cache_dir=cache_dir)
 
 
+def head_config(name: str) -> Any:
+    """For a built-in whose network cannot be trained here (ONNX weights), the config of the head that
+    fine-tuning trains on its frozen output (the loader module's ``HEAD_CONFIG``); ``None`` for the others."""
+    return getattr(importlib.import_module(f"{__name__}.{BUILTINS[name].loader}"), "HEAD_CONFIG", None)
+
+
 def listing() -> list[dict[str, Any]]:
     """What ``soundtwin models`` shows: each built-in, what it is for, its licence and source, installed or not."""
     out = []

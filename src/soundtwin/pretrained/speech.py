@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,26 +27,63 @@ CONFIG = ExperimentConfig(
     features=FeatureConfig(kind="raw", sample_rate=16000),
     model=ModelConfig(name="speech_embedding", embedding_dim=96, distance="cosine", spectral_shape=False),
 )
+#: Fine-tuning ``speech`` (``train --from speech``) trains this head on the frozen network's vectors: the
+#: default TDNN over the 96-d vectors (80 ms apart, so a context of about 1.2 s), fed also their level-free
+#: mean, which is what the built-in compares with no training.
+HEAD_CONFIG = ExperimentConfig(
+    features=FeatureConfig(kind="speech_embedding", sample_rate=16000),
+    model=ModelConfig(name="tdnn", dilation=1, spectral_shape=True),
+)
 #: The network's window in samples (its shortest input) and the piece length for long clips.
 WINDOW = 12400
 PIECE = 30 * 16000
+
+
+def frames_of(session: Any, y: np.ndarray) -> np.ndarray:
+    """``(n, 96)`` vectors of a mono 16 kHz signal (with a window of silence on each side)."""
+    name = session.get_inputs()[0].name
+    y = np.pad(y, (WINDOW, WINDOW))
+    out = []
+    for s in range(0, max(1, len(y) - WINDOW + 1), PIECE):  # pieces overlap by one window
+        piece = np.ascontiguousarray(y[s:s + PIECE + WINDOW], dtype=np.float32)
+        if len(piece) >= WINDOW:
+            out.append(session.run(None, {name: piece[None]})[0][0, :, 0, :])
+    return np.concatenate(out)
+
+
+_SESSION: list[Any] = []
+_SESSION_LOCK = threading.Lock()
+
+
+def speech_frames(y: np.ndarray) -> np.ndarray:
+    """The ``speech_embedding`` front end (``features.kind``): one shared onnxruntime session per process."""
+    with _SESSION_LOCK:
+        if not _SESSION:
+            from . import BUILTINS, weights_path
+
+            _SESSION.append(_session(weights_path(BUILTINS["speech"])))
+    return frames_of(_SESSION[0], y)
+
+
+def _session(weights: Path) -> Any:
+    require_extra("onnx", "the built-in model 'speech'", "onnxruntime")
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1  # clips are run one by one (callers run several in threads)
+    try:
+        return ort.InferenceSession(str(weights), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own classes
+        raise ModelError(f"built-in model 'speech': cannot load {weights} ({exc})") from None
 
 
 class SpeechEmbedder(EmbedderBase):
     def __init__(self, session: Any, cfg: ExperimentConfig, **kw: Any) -> None:
         super().__init__(cfg, **kw)
         self.session = session
-        self.input = session.get_inputs()[0].name
 
     def frames(self, y: np.ndarray) -> np.ndarray:
-        """``(n, 96)`` vectors of a mono 16 kHz signal (with a window of silence on each side)."""
-        y = np.pad(y, (WINDOW, WINDOW))
-        out = []
-        for s in range(0, max(1, len(y) - WINDOW + 1), PIECE):  # pieces overlap by one window
-            piece = np.ascontiguousarray(y[s:s + PIECE + WINDOW], dtype=np.float32)
-            if len(piece) >= WINDOW:
-                out.append(self.session.run(None, {self.input: piece[None]})[0][0, :, 0, :])
-        return np.concatenate(out)
+        return frames_of(self.session, y)
 
     def embed_features(self, feats: Sequence[np.ndarray]) -> np.ndarray:
         if not feats:
@@ -61,15 +99,7 @@ class SpeechEmbedder(EmbedderBase):
 
 def load(b: Any, weights: Path, cal: dict[str, Any], *, device: Any = "cpu",
          cache_dir: str | os.PathLike[str] | None | bool = None) -> SpeechEmbedder:
-    require_extra("onnx", "the built-in model 'speech'", "onnxruntime")
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1  # clips are run one by one; more threads only contend
-    try:
-        sess = ort.InferenceSession(str(weights), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own classes
-        raise ModelError(f"built-in model 'speech': cannot load {weights} ({exc})") from None
+    sess = _session(weights)
     fp = hashlib.blake2b(weights.read_bytes(), digest_size=12).hexdigest()
     meta = {"builtin": b.name, "source": b.package, "licence": b.licence, "fingerprint": fp,
             **{k: cal[k] for k in ("threshold_rule", "heldout_eer", "data") if k in cal}}

@@ -134,7 +134,8 @@ class Trainer:
             return self.to_device(*to_tensors([self.data.feats[i] for i in idx]))
         t = self.cfg.train
         n = max(4, int(round(rng.uniform(t.crop_min_s, t.crop_max_s) * self.fps)))
-        cands = 1 if self.views else t.crop_candidates  # (views: two independent crops, not the loudest twice)
+        # views: two independent crops, not the loudest twice; "loudest" is defined on log-mel-like features only
+        cands = 1 if self.views or self.cfg.features.kind in ("raw", "speech_embedding") else t.crop_candidates
         x, lengths = to_tensors([crop(self.data.feats[i], n, rng, cands) for i in idx])
         if self.cfg.augment.enabled and self.cfg.features.kind == "logmel":
             x, lengths = augment_batch(x, lengths, self.cfg.augment, rng)
@@ -301,9 +302,8 @@ def finetune_config(source: str | os.PathLike[str], overrides: list[str] | tuple
     """The config to fine-tune ``source`` (a model directory or a built-in's name): its front end and encoder
     as they are, training settings from ``overrides`` (``train.*``, ``loss.*``, ``augment.*``)."""
     from ..config import apply_overrides
-    from ..runtime import load_verifier
 
-    base = load_verifier(source, "torch").cfg
+    base = _source_config(source)
     cfg = apply_overrides(base, overrides)
     fixed = [k for k in changed_keys(base, cfg) if k.startswith(("features.", "model."))]
     if fixed:
@@ -316,12 +316,22 @@ def _init_weights(source: str | os.PathLike[str], cfg: ExperimentConfig) -> tupl
     from ..runtime import load_verifier
 
     v = load_verifier(source, "torch", cache_dir=False)
-    if not isinstance(v, Verifier):
-        raise ModelError(f"{source} runs on onnxruntime only; it cannot be fine-tuned (its weights are not torch's)")
-    differ = [k for k in changed_keys(v.cfg, cfg) if k.startswith(("features.", "model."))]
+    differ = [k for k in changed_keys(_source_config(source), cfg) if k.startswith(("features.", "model."))]
     if differ:
         raise ModelError(f"cannot start from {source}: the config changes its {', '.join(differ)}")
+    if not isinstance(v, Verifier):  # a frozen pretrained front end (features.kind) with a new head
+        return str(source), v.fingerprint, {}
     return str(source), v.fingerprint, {k: t.detach().cpu().clone() for k, t in v.encoder.state_dict().items()}
+
+
+def _source_config(source: str | os.PathLike[str]) -> ExperimentConfig:
+    """What fine-tuning ``source`` trains: its own front end and encoder, or, for a built-in that runs on
+    onnxruntime (``speech``), a new head on its frozen vectors."""
+    from ..pretrained import head_config, is_builtin
+    from ..runtime import load_verifier
+
+    head = head_config(str(source)) if is_builtin(source) else None
+    return head if head is not None else load_verifier(source, "torch", cache_dir=False).cfg
 
 
 def _remove_if_only_lock(d: Path) -> None:
@@ -377,7 +387,7 @@ class _Run:
         except DatasetError as exc:
             raise DatasetError(f"{data}: {exc}") from None
         tr = Trainer(cfg, lf, train_idx, held_idx, device=self.device)
-        if self.init is not None:  # fine-tuning: the source's weights
+        if self.init is not None and self.init[2]:  # fine-tuning: the source's weights
             tr.encoder.load_state_dict(self.init[2])
         if resume:
             tr.encoder.load_state_dict(Verifier.load(out_dir, cache_dir=False).encoder.state_dict())
