@@ -216,6 +216,18 @@ def _app_sections() -> list[str]:
                         ("accuracy", "accuracy"), ("median clip s", "median_clip_s"),
                         ("features clips/s", "features_clips_per_s"), ("network clips/s", "network_clips_per_s"),
                         ("clips/s", "clips_per_s")])
+    ft = [r for name in ("finetune_results.json", "finetune_voice_results.json") if (HERE / name).is_file()
+          for r in json.loads((HERE / name).read_text())]
+    if ft:
+        lines += _section("Fine-tuning a built-in model",
+                  "`python benchmarks/finetune.py --protocols P --source S [--set ...]` (what `soundtwin train DATA "
+                  "--from S` does): trained on the protocol's train.csv, evaluated on its trials, beside the same "
+                  "built-in with no training. `speech`: its ONNX network frozen, a TDNN head trained on its vectors "
+                  "(default training settings); `voice`: the whole GE2E encoder (lr 2e-4, 8 epochs). On the "
+                  "held-out protocols the test classes are absent from training.",
+                  ft, [("source", "source"), ("protocol", "protocol"), ("seed", "seed"), ("settings", "overrides"),
+                       ("zero-shot EER", "zero_shot_eer"), ("fine-tuned EER", "fine_tuned_eer"),
+                       ("accuracy", "fine_tuned_accuracy"), ("train s", "train_seconds")])
     f = HERE / "features_results.json"
     if f.is_file():
         lines += _section("Feature extraction speed",

@@ -41,7 +41,7 @@ def build(cfg, *args):  # the encoder's build(cfg) and the loss's build(cfg, num
 
 
 def test_a_registered_encoder_and_loss_train_save_and_load(synth_data, tmp_path, monkeypatch):
-    monkeypatch.setitem(ENCODERS, "meanpool", EncoderSpec(__name__, lambda m: m.embedding_dim))
+    monkeypatch.setitem(ENCODERS, "meanpool", EncoderSpec(__name__, lambda c: c.model.embedding_dim))
     monkeypatch.setitem(LOSSES, "centroid", LossSpec(__name__))
     cfg = load_config("default", overrides=["model.name=meanpool", "loss.name=centroid", "model.embedding_dim=16",
                                             "train.epochs=3", "train.crop_max_s=1.0"])

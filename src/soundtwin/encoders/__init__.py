@@ -15,23 +15,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..config import ExperimentConfig, ModelConfig
+    from ..config import ExperimentConfig
 
 
 @dataclass(frozen=True)
 class EncoderSpec:
     module: str  # holding build(cfg): a name under soundtwin.encoders, or a full dotted module path
-    width: Callable[[ModelConfig], int]  # width of one encoder's embedding
+    width: Callable[[ExperimentConfig], int]  # width of one encoder's embedding
     fixed_input: bool = False  # needs features.max_frames > 0 (a fixed-size input)
     exportable: bool = True  # traces to ONNX (an encoder choosing its windows per clip in Python does not)
 
 
 #: The registry: ``model.name`` -> where the encoder lives and how wide its embeddings are.
 ENCODERS: dict[str, EncoderSpec] = {
-    "tdnn": EncoderSpec("tdnn", lambda m: m.embedding_dim),
-    "mlp": EncoderSpec("mlp", lambda m: m.hidden, fixed_input=True),
-    "ge2e": EncoderSpec("ge2e", lambda m: m.embedding_dim, exportable=False),  # the ``voice`` built-in (pretrained weights)
-    "speech_embedding": EncoderSpec("speech_embedding", lambda m: m.embedding_dim),  # ``speech``: ONNX only
+    "tdnn": EncoderSpec("tdnn", lambda c: c.model.embedding_dim),
+    "mlp": EncoderSpec("mlp", lambda c: c.model.hidden, fixed_input=True),
+    "meanlinear": EncoderSpec("meanlinear", lambda c: c.features.n_features),
+    "ge2e": EncoderSpec("ge2e", lambda c: c.model.embedding_dim, exportable=False),  # the ``voice`` built-in
+    "speech_embedding": EncoderSpec("speech_embedding", lambda c: c.model.embedding_dim),  # ``speech``: ONNX only
 }
 
 
@@ -47,7 +48,7 @@ def build_encoder(cfg: ExperimentConfig) -> Any:
 
 def member_width(cfg: ExperimentConfig) -> int:
     """Width of one encoder's embedding (an ensemble's members each give this many)."""
-    return int(ENCODERS[cfg.model.name].width(cfg.model))
+    return int(ENCODERS[cfg.model.name].width(cfg))
 
 
 def embedding_width(cfg: ExperimentConfig) -> int:

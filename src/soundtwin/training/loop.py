@@ -305,7 +305,7 @@ def finetune_config(source: str | os.PathLike[str], overrides: list[str] | tuple
 
     base = _source_config(source)
     cfg = apply_overrides(base, overrides)
-    fixed = [k for k in changed_keys(base, cfg) if k.startswith(("features.", "model."))]
+    fixed = [k for k in changed_keys(base, cfg) if k.startswith(_kept(source))]
     if fixed:
         raise ModelError(f"fine-tuning keeps {source}'s front end and encoder; cannot change {', '.join(fixed)}")
     return cfg
@@ -316,12 +316,19 @@ def _init_weights(source: str | os.PathLike[str], cfg: ExperimentConfig) -> tupl
     from ..runtime import load_verifier
 
     v = load_verifier(source, "torch", cache_dir=False)
-    differ = [k for k in changed_keys(_source_config(source), cfg) if k.startswith(("features.", "model."))]
+    differ = [k for k in changed_keys(_source_config(source), cfg) if k.startswith(_kept(source))]
     if differ:
         raise ModelError(f"cannot start from {source}: the config changes its {', '.join(differ)}")
     if not isinstance(v, Verifier):  # a frozen pretrained front end (features.kind) with a new head
         return str(source), v.fingerprint, {}
     return str(source), v.fingerprint, {k: t.detach().cpu().clone() for k, t in v.encoder.state_dict().items()}
+
+
+def _kept(source: str | os.PathLike[str]) -> tuple[str, ...]:
+    """Config sections fine-tuning keeps: the front end, and the encoder unless a new head is trained."""
+    from ..pretrained import head_config, is_builtin
+
+    return ("features.",) if is_builtin(source) and head_config(str(source)) is not None else ("features.", "model.")
 
 
 def _source_config(source: str | os.PathLike[str]) -> ExperimentConfig:
