@@ -216,7 +216,7 @@ def _app_sections() -> list[str]:
                         ("accuracy", "accuracy"), ("median clip s", "median_clip_s"),
                         ("features clips/s", "features_clips_per_s"), ("network clips/s", "network_clips_per_s"),
                         ("clips/s", "clips_per_s")])
-    ft = [r for name in ("finetune_results.json", "finetune_voice_results.json") if (HERE / name).is_file()
+    ft = [r for name in ("finetune_results.json", "finetune_voice_results.json", "finetune_voicehead_results.json") if (HERE / name).is_file()
           for r in json.loads((HERE / name).read_text())]
     if ft:
         lines += _section("Fine-tuning a built-in model",

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from typer.testing import CliRunner
 
 from soundtwin.cli import app
@@ -122,12 +123,16 @@ def test_fine_tuning_voice_makes_a_normal_model_that_records_its_source(voices, 
     assert r.exit_code == 0, r.output
     v = Verifier.load(tmp_path / "ft", cache_dir=False)
     base = load_builtin("voice", cache_dir=False)
-    assert v.cfg.model.name == "ge2e" and v.meta["fine_tuned_from"] == {"model": "voice", "fingerprint": base.fingerprint}
+    assert v.cfg.model.name == "ge2e_head" and v.meta["fine_tuned_from"] == {"model": "voice",
+                                                                             "fingerprint": base.fingerprint}
     a = voices[0][0]
-    assert 0.9 < float(v.embed([a])[0] @ base.embed([a])[0]) < 1.0  # moved, but from the pretrained weights
+    # GE2E kept as it was, the linear head on top trained away from the identity it started as
+    for k, t in base.encoder.state_dict().items():
+        assert torch.equal(v.encoder.state_dict()[k], t), k
+    assert not torch.allclose(v.encoder.head.weight, torch.eye(256)) and 0.9 < float(v.embed([a])[0] @ base.embed([a])[0])
     r = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "x"), "--from", "voice", "--set",
-                            "model.hidden=64"])
-    assert r.exit_code == 2 and "cannot change model.hidden" in r.stderr
+                            "features.n_mels=64"])
+    assert r.exit_code == 2 and "cannot change features.n_mels" in r.stderr
     r = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "y"), "--from", "speech", "--set",
                             "train.epochs=1", "--no-export", "--no-cache"])
     assert r.exit_code == 0, r.output  # speech's network is frozen ONNX: a head is trained on its vectors

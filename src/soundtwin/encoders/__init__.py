@@ -32,6 +32,7 @@ ENCODERS: dict[str, EncoderSpec] = {
     "mlp": EncoderSpec("mlp", lambda c: c.model.hidden, fixed_input=True),
     "meanlinear": EncoderSpec("meanlinear", lambda c: c.features.n_features),
     "ge2e": EncoderSpec("ge2e", lambda c: c.model.embedding_dim, exportable=False),  # the ``voice`` built-in
+    "ge2e_head": EncoderSpec("ge2e", lambda c: c.model.embedding_dim, exportable=False),  # ... fine-tuned
     "speech_embedding": EncoderSpec("speech_embedding", lambda c: c.model.embedding_dim),  # ``speech``: ONNX only
 }
 

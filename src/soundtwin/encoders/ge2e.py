@@ -65,6 +65,22 @@ class GE2E(nn.Module):
         return sums / counts
 
 
+class GE2EHead(GE2E):
+    """GE2E frozen, with a linear map of its embedding on top that starts as the identity
+    (``model.name=ge2e_head``): what fine-tuning the ``voice`` built-in trains."""
+
+    def __init__(self, n_mels: int = 40, hidden: int = 256, layers: int = 3, width: int = 256):
+        super().__init__(n_mels, hidden, layers, width)
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.head = nn.Linear(width, width)
+        nn.init.eye_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(super().forward(feats, lengths))
+
+
 def build(cfg: ExperimentConfig) -> GE2E:
-    return GE2E(cfg.features.n_mels, hidden=cfg.model.hidden, layers=cfg.model.layers,
-                width=cfg.model.embedding_dim)
+    kind = GE2EHead if cfg.model.name == "ge2e_head" else GE2E
+    return kind(cfg.features.n_mels, hidden=cfg.model.hidden, layers=cfg.model.layers, width=cfg.model.embedding_dim)

@@ -394,8 +394,11 @@ class _Run:
         except DatasetError as exc:
             raise DatasetError(f"{data}: {exc}") from None
         tr = Trainer(cfg, lf, train_idx, held_idx, device=self.device)
-        if self.init is not None and self.init[2]:  # fine-tuning: the source's weights
-            tr.encoder.load_state_dict(self.init[2])
+        if self.init is not None and self.init[2]:  # fine-tuning: the source's weights (a new head's stay new)
+            missing, unexpected = tr.encoder.load_state_dict(self.init[2], strict=False)
+            if unexpected or any(not k.startswith("head.") for k in missing):
+                raise ModelError(f"{self.init[0]}'s weights do not fit {cfg.model.name} (missing {missing[:3]}, "
+                                 f"unexpected {unexpected[:3]})")
         if resume:
             tr.encoder.load_state_dict(Verifier.load(out_dir, cache_dir=False).encoder.state_dict())
             tr.load_state(blob, state_meta)
