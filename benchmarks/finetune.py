@@ -45,7 +45,8 @@ def main() -> int:
                 res = train(pdir / "train.csv", Path(work) / "m", cfg, cache_dir=Path(work) / "c", init_from=args.source)
                 seconds = time.perf_counter() - t0
                 m = evaluate(res.verifier, trials).metrics
-            row = {"protocol": protocol, "source": args.source, "seed": seed, "overrides": args.overrides,
+            row = {"protocol": protocol, "source": args.source, "trains": cfg.model.name, "seed": seed,
+                   "overrides": args.overrides,
                    "zero_shot_eer": round(zero.eer, 4), "fine_tuned_eer": round(m.eer, 4),
                    "fine_tuned_accuracy": round(m.accuracy, 4), "heldout_eer": round(res.history[-1].heldout_eer, 4),
                    "train_seconds": round(seconds, 1), "when": time.strftime("%Y-%m-%d %H:%M")}

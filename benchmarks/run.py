@@ -222,10 +222,12 @@ def _app_sections() -> list[str]:
         lines += _section("Fine-tuning a built-in model",
                   "`python benchmarks/finetune.py --protocols P --source S [--set ...]` (what `soundtwin train DATA "
                   "--from S` does): trained on the protocol's train.csv, evaluated on its trials, beside the same "
-                  "built-in with no training. `speech`: its ONNX network frozen, a TDNN head trained on its vectors "
-                  "(default training settings); `voice`: the whole GE2E encoder (lr 2e-4, 8 epochs). On the "
-                  "held-out protocols the test classes are absent from training.",
-                  ft, [("source", "source"), ("protocol", "protocol"), ("seed", "seed"), ("settings", "overrides"),
+                  "built-in with no training. `trains`: `meanlinear` = a linear map of the frozen speech vectors' "
+                  "mean, `ge2e_head` = a linear map on frozen GE2E, both starting as the identity at lr 2e-4 (what "
+                  "`--from` does now); `ge2e` = the whole GE2E encoder (lr 2e-4, 8 epochs), which made unseen "
+                  "speakers worse. On the held-out protocols the test classes are absent from training.",
+                  ft, [("source", "source"), ("trains", "trains"), ("protocol", "protocol"), ("seed", "seed"),
+                       ("settings", "overrides"),
                        ("zero-shot EER", "zero_shot_eer"), ("fine-tuned EER", "fine_tuned_eer"),
                        ("accuracy", "fine_tuned_accuracy"), ("train s", "train_seconds")])
     f = HERE / "features_results.json"
