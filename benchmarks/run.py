@@ -209,8 +209,9 @@ def _app_sections() -> list[str]:
                   "`python benchmarks/zeroshot.py`: each built-in model (`soundtwin models`) scores every protocol's "
                   "trials with no training on it; accuracy is at the model's shipped threshold (fitted by "
                   "`scripts/calibrate_builtins.py` on fsdd-speakers' train.csv for `voice`, fsdd-digits' train.csv for "
-                  "`speech`). Speed on 2 cores: features = decode, resample and front end (cold, no cache); network "
-                  "= the encoder alone; clips/s = both.",
+                  "`speech`). Speed on 2 cores: features = decode, resample and front end (cold, no cache; for "
+                  "`speech` the front end is its network, run in the extractor's 2 threads and cached); network "
+                  "= the encoder alone (for `speech`, the mean of the vectors); clips/s = both.",
                               json.loads(f.read_text()), [("model", "model"), ("protocol", "protocol"), ("EER", "eer"),
                         ("MFCC reference EER", "mfcc_reference_eer"), ("ROC AUC", "roc_auc"), ("minDCF", "min_dcf"),
                         ("accuracy", "accuracy"), ("median clip s", "median_clip_s"),

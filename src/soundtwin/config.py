@@ -38,9 +38,8 @@ def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Front end. ``kind``: ``logmel`` (log mel energies), ``mfcc``, ``raw`` (the waveform itself, for
-    encoders that take samples), ``speech_embedding`` (the frozen ``speech`` built-in's 96-d vectors every
-    80 ms: a pretrained front end to train a head on), or ``tutorial`` (the tutorial's
+    """Front end. ``kind``: ``logmel`` (log mel energies), ``mfcc``, ``speech_embedding`` (the frozen
+    ``speech`` built-in's 96-d vectors every 80 ms: a pretrained front end), or ``tutorial`` (the tutorial's
     librosa MFCC at 22,050 Hz after ``[::decimate]``, padded or cut to ``max_frames``)."""
 
     kind: str = "logmel"
@@ -56,7 +55,7 @@ class FeatureConfig:
     decimate: int = 1
 
     def __post_init__(self) -> None:
-        _choice("features.kind", self.kind, ("logmel", "mfcc", "raw", "speech_embedding", "tutorial"))
+        _choice("features.kind", self.kind, ("logmel", "mfcc", "speech_embedding", "tutorial"))
         for k in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "n_mfcc", "decimate"):
             _positive(f"features.{k}", getattr(self, k))
         _positive("features.max_frames", self.max_frames, allow_zero=True)
@@ -65,14 +64,14 @@ class FeatureConfig:
 
     @property
     def n_features(self) -> int:
-        return {"logmel": self.n_mels, "raw": 1, "speech_embedding": 96}.get(self.kind, self.n_mfcc)
+        return {"logmel": self.n_mels, "speech_embedding": 96}.get(self.kind, self.n_mfcc)
 
     @property
     def frames_per_second(self) -> float:
-        """Feature frames per second of audio (samples per second for ``raw``)."""
+        """Feature frames per second of audio."""
         if self.kind == "speech_embedding":
             return 12.5  # one vector every 80 ms
-        return self.sample_rate / self.decimate / (1 if self.kind == "raw" else self.hop_length)
+        return self.sample_rate / self.decimate / self.hop_length
 
 
 @dataclass(frozen=True)

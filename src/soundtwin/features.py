@@ -148,8 +148,6 @@ def compute_features(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
                              max_frames=cfg.max_frames)
     if cfg.decimate > 1:
         y = y[:: cfg.decimate]
-    if cfg.kind == "raw":
-        return np.ascontiguousarray(y[None], dtype=np.float32)
     if cfg.kind == "speech_embedding":  # the pretrained speech model's vectors, (96, frames)
         from .pretrained.speech import speech_frames
 
@@ -171,7 +169,7 @@ def frames_for(n_samples: int, cfg: FeatureConfig) -> int:
 def compute_features_batch(ys: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """Features of equal-length signals ``(batch, n_samples)`` -> ``(batch, n_features, frames)``,
     in one STFT for the log-mel front end."""
-    if cfg.kind != "logmel" or cfg.decimate > 1 or cfg.max_frames:  # (raw, mfcc, tutorial: one by one)
+    if cfg.kind != "logmel" or cfg.decimate > 1 or cfg.max_frames:  # (mfcc, speech_embedding, tutorial: one by one)
         return np.stack([compute_features(y, cfg) for y in ys])
     return log_mel(ys, sr=cfg.sample_rate, n_fft=cfg.n_fft, win_length=cfg.win_length,
                    hop_length=cfg.hop_length, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax).astype(np.float32)

