@@ -290,3 +290,18 @@ def test_one_clip_per_class_trains_on_two_views_and_validates_on_unseen_classes(
     write_synthetic_dataset(tmp_path / "two", kinds[:3], 1, seed=4)
     with pytest.raises(DatasetError, match="4 classes or more"):
         train(tmp_path / "two", tmp_path / "m2", cfg, cache_dir=tmp_path / "c")
+
+
+def test_fine_tuning_a_trained_model_directory_starts_from_its_weights(trained, synth_data, tmp_path):
+    from soundtwin.training import finetune_config
+
+    src = Verifier.load(trained[0], cache_dir=False)
+    cfg = finetune_config(trained[0], ["train.epochs=1", "train.lr=1e-9"])  # a step too small to move anything
+    assert cfg.model == src.cfg.model and cfg.features == src.cfg.features
+    res = train(synth_data / "train", tmp_path / "ft", cfg, cache_dir=tmp_path / "c", init_from=trained[0])
+    assert res.verifier.meta["fine_tuned_from"] == {"model": str(trained[0]), "fingerprint": src.fingerprint}
+    clips = sorted((synth_data / "test").rglob("*.wav"))[:3]
+    # began at the source (only its batch-norm statistics moved); a fresh start would be unrelated
+    assert np.min(np.sum(res.verifier.embed(clips) * src.embed(clips), axis=1)) > 0.99
+    with pytest.raises(ModelError, match="cannot change model.channels"):
+        finetune_config(trained[0], ["model.channels=8"])
