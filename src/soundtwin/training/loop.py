@@ -27,11 +27,10 @@ from ..encoders import ENCODERS, build_encoder
 from ..errors import DatasetError, ModelError
 from ..evaluate import chance_warning
 from ..extractor import FeatureExtractor
-from ..io import read_json
 from ..metrics import eer as compute_eer
-from ..runtime.modeldir import CALIBRATION, META, TRAIN_CLIPS, TRAIN_STATE, calibration_npz, read_config
+from ..runtime.modeldir import CALIBRATION, TRAIN_CLIPS, TRAIN_STATE, calibration_npz, read_config, read_meta
 from ..runtime.torch_runtime import Verifier, embed_with
-from ..store import LOCK, StoreError, check_writable, locked, version_dir
+from ..store import LOCK, StoreError, check_writable, locked
 from .augment import augment_batch
 from .batches import balanced, bucketed, crop, epoch_pairs, to_tensors
 from .checkpoint import load_state, read_state, state_bytes
@@ -352,8 +351,8 @@ def _remove_if_only_lock(d: Path) -> None:
 
 def _is_complete(out_dir: Path) -> bool:
     try:
-        return bool(read_json(version_dir(out_dir) / META).get("complete"))
-    except (OSError, ValueError, AttributeError):
+        return bool(read_meta(out_dir).get("complete"))
+    except ModelError:
         return False
 
 
