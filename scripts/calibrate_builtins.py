@@ -4,7 +4,9 @@ src/soundtwin/pretrained/calibration.json).
 Each built-in is calibrated on the training split of the public protocol that asks its question, so the
 protocol's test speakers / words stay unseen: ``voice`` on "same speaker?" trials over fsdd-speakers'
 train.csv (digits 0-4), ``speech`` on "same word?" trials over fsdd-digits' train.csv (speakers george,
-jackson, lucas, nicolas). Trials: 20,000 balanced pairs, seed 0.
+jackson, lucas, nicolas). Trials: 20,000 balanced pairs, seed 0. The same clips give each built-in its
+``centre``, the mean of their embeddings, subtracted from every embedding before scoring (measured on those
+protocols' test trials: speech on fsdd-digits EER 0.034 -> 0.022, voice on fsdd-speakers 0.150 -> 0.095).
 
     python scripts/calibrate_builtins.py            # needs ../shared beside the repo
 """
@@ -20,7 +22,7 @@ import numpy as np
 
 from soundtwin.data import discover, encode_labels, trial_pairs
 from soundtwin.io import atomic_write_text
-from soundtwin.metrics import eer, fit_logistic, operating_threshold
+from soundtwin.metrics import calibrate
 from soundtwin.pretrained import load_builtin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,16 +37,18 @@ def main() -> int:
         clips = discover(csv)
         labels, _ = encode_labels([c.label for c in clips])
         v = load_builtin(name, cache_dir=False)
+        v.centre = None  # the mean is measured on the uncentred embeddings
         emb = v.embed([c.path for c in clips])
+        centre = emb.mean(axis=0)
+        v.centre = centre
+        emb = v.centred(emb)
         i, j, y = trial_pairs(labels, 20000, np.random.default_rng(0))
         scores = v.score_embeddings(emb[i], emb[j])
-        threshold, rule = operating_threshold(scores, y)
-        a, b = fit_logistic(scores, y)
-        out[name] = {"threshold": threshold, "threshold_rule": rule, "calibration": {"a": a, "b": b},
-                     "heldout_eer": eer(scores, y)[0],
+        out[name] = {**calibrate(scores, y), "centre": [round(float(x), 7) for x in centre],
                      "data": f"{protocol} train.csv ({len(clips)} clips), {len(y)} balanced trials, seed 0",
                      "command": "python scripts/calibrate_builtins.py"}
-        print(f"{name:8s} threshold {threshold:.4f}  EER on its calibration trials {out[name]['heldout_eer']:.4f}")
+        print(f"{name:8s} threshold {out[name]['threshold']:.4f}  EER on its calibration trials "
+              f"{out[name]['heldout_eer']:.4f}")
     target = ROOT / "src" / "soundtwin" / "pretrained" / "calibration.json"
     atomic_write_text(target, json.dumps(out, indent=1, sort_keys=True) + "\n")
     print(f"wrote {target}")

@@ -147,9 +147,18 @@ def test_gallery_calibration_matches_plain_leave_one_out(gallery):
         expect += list(get_distance("cosine").class_scores(g.embeddings[i:i + 1], g.embeddings[keep], labels[keep], names, "mean")[0])
     np.testing.assert_allclose(scores, expect, atol=1e-5)
     assert genuine.sum() == len(labels) and len(genuine) == len(labels) * len(names)
-    assert g.threshold_rule == "gallery eer"
+    assert g.threshold_rule == "gallery open-set eer"
+    # open-set trials: each clip's own-class score (genuine) and its best other-class score (impostor)
+    s2, y2 = g.open_set_trials()
+    by_clip = np.asarray(expect).reshape(len(labels), len(names))
+    own = by_clip[np.arange(len(labels)), np.searchsorted(names, labels)]
+    other = np.where(np.arange(len(names))[None, :] == np.searchsorted(names, labels)[:, None], -np.inf, by_clip).max(1)
+    np.testing.assert_allclose(s2, np.concatenate([own, other]), atol=1e-5)
+    assert y2.tolist() == [1] * len(labels) + [0] * len(labels)
     g.set_threshold(far=0.05)
-    assert g.threshold_rule == "gallery far=0.05" and np.mean(scores[genuine == 0] >= g.threshold) <= 0.05
+    assert g.threshold_rule == "gallery open-set far=0.05" and np.mean(other >= g.threshold) <= 0.05
+    # the rate stored with it is the rate of clips whose best wrong class clears the threshold
+    assert g.expected["far"] == pytest.approx(np.mean(other >= g.threshold), abs=1e-5)
     g.remove("knock")
     g.remove("whistle")  # one class left: no impostors, so the model's held-out trials decide
     assert g.threshold_rule.startswith("model far=0.05")
@@ -158,12 +167,12 @@ def test_gallery_calibration_matches_plain_leave_one_out(gallery):
 def test_one_single_clip_class_does_not_reset_the_gallery_threshold(gallery, synth_data):
     """The gallery's own trials keep setting the threshold when one class has a single clip."""
     g = Gallery.load(gallery.path)
-    assert g.threshold_rule == "gallery eer"
+    assert g.threshold_rule == "gallery open-set eer"
     before = g.threshold
     g.enroll("hiss", clips_of(synth_data / "train", "hiss", 1))
     r = runner.invoke(app, ["gallery", str(gallery.path), "list", "--json"])
     info = json.loads(r.stdout)
-    assert info["threshold_rule"] == "gallery eer" and info["classes"]["hiss"] == 1
+    assert info["threshold_rule"] == "gallery open-set eer" and info["classes"]["hiss"] == 1
     scores, genuine = Gallery.load(gallery.path).enrolled_trials()
     assert genuine.sum() == 12 and len(genuine) == 13 * 4 - 1  # 12 genuine; the singleton adds 3 impostors
     assert abs(info["threshold"] - before) < 0.3

@@ -74,6 +74,10 @@ def test_gallery_enroll_identify_verify_remove(client, synth_data, tmp_path):
         r = client.post(f"/gallery/{name}", files=files)
         assert r.status_code == 200 and r.json()["added"] == 4
     assert client.get("/gallery").json()["classes"] == {"hum": 4, "knock": 4}
+    card = client.get("/info").json()  # the card says how the model's and the gallery's thresholds were set
+    assert card["calibration"]["on"] == "held-out clips of the training classes"
+    assert card["gallery"]["threshold_rule"] == "gallery open-set eer"
+    assert card["gallery"]["expected_at_threshold"]["impostor_trials"] == 8
     r = client.post("/identify", files={"file": files_of(synth_data, "knock", 1)[0].read_bytes()}, data={"top": "2"})
     assert r.json()["label"] == "knock" and len(r.json()["matches"]) == 2
     r = client.post("/verify", data={"label": "hum"}, files={"file": files_of(synth_data, "hum", 1)[0].read_bytes()})

@@ -141,6 +141,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     scheduler: str = "onecycle"
     val_fraction: float = 0.15
+    # what the held-out part (validation, threshold, probabilities) holds out whole: auto, groups,
+    # classes or clips (soundtwin.data.validation_split)
+    calibrate_on: str = "auto"
     crop_min_s: float = 1.0
     crop_max_s: float = 3.0
     crop_candidates: int = 4  # draw this many random crops and keep the loudest (skips silent stretches)
@@ -156,6 +159,7 @@ class TrainConfig:
         _choice("train.optimizer", self.optimizer, ("adam", "adamw", "rmsprop", "sgd"))
         _choice("train.scheduler", self.scheduler, ("none", "onecycle", "cosine"))
         _choice("train.sampler", self.sampler, ("random", "balanced"))
+        _choice("train.calibrate_on", self.calibrate_on, ("auto", "groups", "classes", "clips"))
         _positive("train.per_class", self.per_class)
         for k in ("epochs", "batch_size", "lr", "pairs_per_clip", "crop_candidates"):
             _positive(f"train.{k}", getattr(self, k))
@@ -230,7 +234,8 @@ PRESETS: dict[str, ExperimentConfig] = {
         loss=LossConfig(name="contrastive", margin=1.0, distance_eps=0.0),  # K.sqrt(K.sum(K.square(x - y)))
         train=TrainConfig(epochs=13, batch_size=128, optimizer="rmsprop", lr=1e-3, scheduler="none",
                           grad_clip=0.0, crop_min_s=1.0, crop_max_s=1.0, crop_candidates=1,
-                          fixed_pairs=True, val_fraction=0.25),  # Keras validation_split=.25
+                          fixed_pairs=True, val_fraction=0.25,  # Keras validation_split=.25 (of the pairs)
+                          calibrate_on="clips"),
         augment=AugmentConfig(enabled=False),
     ),
 }

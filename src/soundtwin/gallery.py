@@ -27,7 +27,7 @@ from .encoders import embedding_width
 from .errors import GalleryError, ModelError
 from .index import EXACT_MAX
 from .io import read_json
-from .metrics import operating_threshold
+from .metrics import calibrate, logistic
 from .runtime import load_verifier
 from .runtime.base import AudioInput, Decision, EmbedderBase, clip_name
 from .runtime.modeldir import read_calibration
@@ -91,6 +91,8 @@ class Gallery:
         self.labels: list[str] = []
         self.paths: list[str] = []
         self.far: float | None = None  # operating point: None = EER point, else target false-accept rate
+        self.calibration: tuple[float, float] | None = None  # the gallery's own probability map (a, b)
+        self.expected: dict[str, Any] | None = None  # rates expected at the threshold on its trials
         self.exact_max = EXACT_MAX
         self._index: tuple[Any, np.ndarray] | None = None  # built lazily for large galleries
 
@@ -170,6 +172,9 @@ class Gallery:
             self.scoring = meta.get("scoring", self.scoring)
             self.threshold, self.threshold_rule = float(meta["threshold"]), meta.get("threshold_rule")
             self.far = meta.get("far")
+            cal = meta.get("calibration")
+            self.calibration = (float(cal["a"]), float(cal["b"])) if isinstance(cal, dict) else None
+            self.expected = meta.get("expected")
 
     def reload(self) -> None:
         """Re-read the enrolled clips from disk (another process may have changed them); this object's
@@ -183,6 +188,7 @@ class Gallery:
         g = Gallery(self.path, self.verifier, scoring=self.scoring, threshold=self.threshold,
                     threshold_rule=self.threshold_rule)
         g.embeddings, g.labels, g.paths, g.far = self.embeddings, list(self.labels), list(self.paths), self.far
+        g.calibration, g.expected = self.calibration, self.expected
         g.exact_max = self.exact_max
         return g
 
@@ -192,7 +198,9 @@ class Gallery:
         model = self.verifier.builtin or str(Path(self.verifier.model_dir or "").resolve())  # a built-in by name
         meta = {"format": 1, "soundtwin_version": __version__, "model_dir": model,
                 "model_fingerprint": self.verifier.fingerprint, "scoring": self.scoring, "threshold": self.threshold,
-                "threshold_rule": self.threshold_rule, "far": self.far, "labels": self.labels, "paths": self.paths}
+                "threshold_rule": self.threshold_rule, "far": self.far, "expected": self.expected,
+                "calibration": None if self.calibration is None else {"a": self.calibration[0], "b": self.calibration[1]},
+                "labels": self.labels, "paths": self.paths}
         buf = io.BytesIO()
         np.save(buf, self.embeddings if len(self.labels) else np.zeros((0, 1), np.float32), allow_pickle=False)
         try:
@@ -232,6 +240,31 @@ class Gallery:
         (seeded sample). A clip of a class enrolled with one clip has no genuine trial (its class is empty
         without it) but still gives impostor trials. ``None`` unless there are two or more classes, at least
         one with two or more clips, and the gallery is small enough to search exactly."""
+        m = self._enrolled_matrix(max_queries)
+        if m is None:
+            return None
+        scores, genuine, usable = m
+        return scores[usable], genuine[usable]
+
+    def open_set_trials(self, max_queries: int = 2000) -> tuple[np.ndarray, np.ndarray] | None:
+        """The trials an open-set threshold is set on: each enrolled clip, left out, is a query whose own
+        class is either enrolled (genuine: its score against its own class without it) or not (impostor:
+        its best score against every *other* class, what a sound of no enrolled class has to beat to be
+        taken for one). So the false-accept rate here is the rate at which a sound of a class nobody
+        enrolled is answered with a class instead of ``unknown``. ``None`` as for :meth:`enrolled_trials`."""
+        m = self._enrolled_matrix(max_queries)
+        if m is None:
+            return None
+        scores, genuine, usable = m
+        own = usable.all(axis=1)  # rows of a class with two clips or more
+        best_other = np.where(genuine == 1, -np.inf, scores).max(axis=1)
+        gen = (scores * genuine).sum(axis=1)[own]
+        return np.concatenate([gen, best_other]), np.concatenate([np.ones(len(gen)), np.zeros(len(best_other))])
+
+    def _enrolled_matrix(self, max_queries: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(scores, genuine, usable)``, each ``(queries, classes)``: leave-one-out class scores of enrolled
+        clips, which column is the clip's own class, and which entries are trials (not the own column of a
+        one-clip class)."""
         counts = self.classes
         if len(counts) < 2 or max(counts.values()) < 2 or len(self.labels) > self.exact_max:
             return None
@@ -259,7 +292,7 @@ class Gallery:
             q, scores, genuine = q[:500], scores[: min(len(q), 500)], genuine[: min(len(q), 500)]
         sizes = np.array([counts[c] for c in names])
         usable = ~((genuine == 1) & (sizes[lab[q]] < 2)[:, None])  # no genuine trial from a one-clip class
-        return scores[usable], genuine[usable]
+        return scores, genuine, usable
 
     def recalibrate(self) -> None:
         """Re-derive the threshold at the gallery's operating point (``self.far``) after a change."""
@@ -267,16 +300,19 @@ class Gallery:
             self.set_threshold(far=self.far)
 
     def set_threshold(self, *, far: float | None = None, source: str = "auto") -> None:
-        """Set the decision threshold at the EER point, or at a target false-accept rate, of held-out trials.
+        """Set the decision threshold at the EER point, or at a target false-accept rate, of held-out trials,
+        and the probability map.
 
-        ``source``: ``"gallery"`` (leave-one-out trials on the enrolled clips, scored as queries are, so the
-        threshold fits class scoring), ``"model"`` (the model's held-out pair trials), or ``"auto"``
-        (gallery when it has two classes or more, one of them with two clips or more, else model)."""
-        trials = self.enrolled_trials() if source in ("auto", "gallery") else None
+        ``source``: ``"gallery"`` (:meth:`open_set_trials`: leave-one-out trials on the enrolled clips, scored
+        as queries are, where a clip whose class is left out stands for a sound of no enrolled class; so
+        ``far`` is the rate at which such a sound is named as a class instead of ``unknown``), ``"model"`` (the
+        model's held-out pair trials), or ``"auto"`` (gallery when it has two classes or more, one of them
+        with two clips or more, else model)."""
+        trials = self.open_set_trials() if source in ("auto", "gallery") else None
         if trials is None and source == "gallery":
             raise GalleryError(f"{self.path}: gallery calibration needs two classes, one of them with two or more clips")
         if trials is None and self.verifier.builtin and not far:  # a built-in model: its shipped threshold
-            self.far, self.threshold = None, self.verifier.threshold
+            self.far, self.threshold, self.calibration, self.expected = None, self.verifier.threshold, None, None
             self.threshold_rule = f"model {self.verifier.meta.get('threshold_rule', 'eer')} (built-in)"
             return
         if trials is None:
@@ -286,11 +322,30 @@ class Gallery:
                 raise GalleryError(f"{exc}; the model has no held-out scores to set a threshold from") from None
             origin = "model"
         else:
-            origin = "gallery"
+            origin = "gallery open-set"
         scores, labels = trials
-        self.far = far
-        self.threshold, rule = operating_threshold(scores, labels, far)
-        self.threshold_rule = f"{origin} {rule}"
+        cal = calibrate(scores, labels, far)
+        self.far, self.threshold = far, cal["threshold"]
+        self.threshold_rule = f"{origin} {cal['threshold_rule']}"
+        # the gallery's own probability map where it has its own trials; else the model's
+        self.calibration = (cal["calibration"]["a"], cal["calibration"]["b"]) if origin != "model" else None
+        self.expected = cal["expected"]
+
+    def probability(self, score: float | np.ndarray) -> np.ndarray | float:
+        """Probability that a clip with this score against a class is of that class: from the gallery's own
+        open-set trials where it has them, else the model's calibration."""
+        if self.calibration is None:
+            return self.verifier.probability(score)
+        p = logistic(score, *self.calibration)
+        return float(p) if np.ndim(p) == 0 else p
+
+    def card(self) -> dict[str, Any]:
+        """How the gallery decides: classes, threshold and how it was set, and the rates expected there
+        (``far``: sounds of no enrolled class named as one; ``frr``: enrolled sounds answered ``unknown``)."""
+        return {"classes": self.classes, "threshold": self.threshold, "threshold_rule": self.threshold_rule,
+                "far": self.far, "scoring": self.scoring, "expected_at_threshold": self.expected,
+                "probability": None if self.calibration is None else
+                {"a": self.calibration[0], "b": self.calibration[1]}}
 
     # -- contents -----------------------------------------------------------------------------
     @property
@@ -409,7 +464,7 @@ class Gallery:
     def identify_embeddings(self, emb: np.ndarray, names: Sequence[str], top: int = 3) -> list[Identification]:
         out = []
         for q, found in enumerate(self.top_classes(emb, max(1, top))):
-            matches = [Match(label, score, float(self.verifier.probability(score))) for label, score in found]
+            matches = [Match(label, score, float(self.probability(score))) for label, score in found]
             best = matches[0]
             out.append(Identification(str(names[q]), best.label if best.score >= self.threshold else UNKNOWN,
                                       best.score, matches))
@@ -432,5 +487,5 @@ class Gallery:
         for k, (x, c) in enumerate(zip(col, clips)):
             warn = tuple(self.verifier.short_clip_warnings([feats[k]], [clip_name(c, k)]))
             out.append(Decision(float(x), self.threshold, bool(x >= self.threshold),
-                                float(self.verifier.probability(x)), warn))
+                                float(self.probability(x)), warn))
         return out

@@ -34,5 +34,6 @@ def gallery_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
         counts[str(lab)] = counts.get(str(lab), 0) + 1
     return {"classes": dict(sorted(counts.items())), "threshold": meta.get("threshold"),
             "threshold_rule": meta.get("threshold_rule"), "far": meta.get("far"),
+            "expected_at_threshold": meta.get("expected"),
             "scoring": meta.get("scoring", "mean"), "model_fingerprint": meta["model_fingerprint"],
             "model_dir": meta.get("model_dir")}

@@ -7,6 +7,7 @@ genuine (same-class) trial and 0 for an impostor trial. Decisions accept when ``
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -83,14 +84,30 @@ def accuracy(scores: np.ndarray, labels: np.ndarray, threshold: float) -> float:
     return float(np.mean((s >= threshold).astype(np.int64) == y))
 
 
+#: Below this many impostor trials beyond a target false-accept rate (``n_impostors * far``), the rate is
+#: read off a normal fitted to the impostor scores instead of counting the few trials above the threshold.
+MIN_TAIL_TRIALS = 10
+
+
 def threshold_at_far(scores: np.ndarray, labels: np.ndarray, target_far: float) -> float:
-    """The lowest threshold whose false-accept rate is at most ``target_far``."""
+    """The lowest threshold whose false-accept rate is at most ``target_far``.
+
+    With too few impostor trials to count that rate (fewer than :data:`MIN_TAIL_TRIALS` expected above the
+    threshold: 50 trials at 5 %, a gallery of 10 classes of 5 clips), the threshold is the impostor scores'
+    mean plus the normal quantile times their standard deviation, or the empirical one if that is higher:
+    two or three trials would otherwise decide it."""
     if not 0 < target_far < 1:
         raise SoundtwinError(f"target false-accept rate must be in (0, 1), got {target_far}")
     thr, far, _ = error_rates(scores, labels)
     ok = np.flatnonzero(far <= target_far)
     t = thr[ok[0]]
-    return float(t if np.isfinite(t) else np.max(scores) + 1e-6)
+    t = float(t if np.isfinite(t) else np.max(scores) + 1e-6)
+    neg = np.asarray(scores, dtype=np.float64)[np.asarray(labels).ravel() == 0]
+    if neg.size * target_far < MIN_TAIL_TRIALS and neg.size >= 2:
+        from statistics import NormalDist
+
+        t = max(t, float(neg.mean() + NormalDist().inv_cdf(1 - target_far) * neg.std(ddof=1)))
+    return t
 
 
 def operating_threshold(scores: np.ndarray, labels: np.ndarray, far: float | None = None) -> tuple[float, str]:
@@ -99,6 +116,42 @@ def operating_threshold(scores: np.ndarray, labels: np.ndarray, far: float | Non
     if far:
         return threshold_at_far(scores, labels, far), f"far={far}"
     return eer(scores, labels)[1], "eer"
+
+
+def rates_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float, float]:
+    """``(far, frr)`` when accepting ``score >= threshold``."""
+    s, y = _check(scores, labels)
+    return float(np.mean(s[y == 0] >= threshold)), float(np.mean(s[y == 1] < threshold))
+
+
+def calibrate(scores: np.ndarray, labels: np.ndarray, far: float | None = None) -> dict[str, Any]:
+    """Everything a model or gallery stores from its held-out trials: the threshold (EER point or target
+    false-accept rate) and how it was set, the probability map, the held-out EER, and the false-accept and
+    false-reject rates expected at the threshold on those trials (``expected``)."""
+    threshold, rule = operating_threshold(scores, labels, far)
+    a, b = fit_logistic(scores, labels)
+    fa, fr = rates_at(scores, labels, threshold)
+    y = np.asarray(labels)
+    return {"threshold": threshold, "threshold_rule": rule, "heldout_eer": eer(scores, labels)[0],
+            "calibration": {"a": a, "b": b},
+            "expected": {"far": round(fa, 5), "frr": round(fr, 5), "genuine_trials": int(np.sum(y == 1)),
+                         "impostor_trials": int(np.sum(y == 0))}}
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: the trial-weighted mean, over ``bins`` equal-width probability bins,
+    of ``|mean predicted probability - fraction genuine|`` (Guo et al., 2017)."""
+    p = np.asarray(probabilities, dtype=np.float64).ravel()
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    if p.shape != y.shape or p.size == 0:
+        raise SoundtwinError(f"probabilities and labels differ in length or are empty: {p.size} vs {y.size}")
+    which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    total = 0.0
+    for k in range(bins):
+        m = which == k
+        if m.any():
+            total += m.sum() * abs(p[m].mean() - y[m].mean())
+    return float(total / p.size)
 
 
 def fit_logistic(scores: np.ndarray, labels: np.ndarray, l2: float = 1e-4, iters: int = 50) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""Commands on a model: evaluate, compare, embed, fewshot, report, calibrate, export."""
+"""Commands on a model: evaluate, compare, info, embed, fewshot, report, calibrate, export."""
 
 from __future__ import annotations
 
@@ -80,6 +80,40 @@ def compare(
 
 
 @command()
+def info(
+    model: Annotated[Optional[Path], typer.Argument(help="A model directory or a built-in model's name; without "
+                                                         "one, the default built-in.", show_default=False)] = None,
+    as_json: AsJson = False,
+) -> None:
+    """The model card: what the model is, and how its threshold and probabilities were set (on which
+    held-out part and classes, and the false-accept and false-reject rates expected at the threshold)."""
+    from ..pretrained import DEFAULT
+    from ..runtime import load_verifier
+
+    card = load_verifier(model or Path(DEFAULT), "auto", cache_dir=False).card()
+    if as_json:
+        echo_json(card)
+        return
+    cal = card["calibration"]
+    exp = cal.get("expected_at_threshold") or {}
+    typer.echo(f"{card['name']}: {card['model']} encoder, {card['distance']} scores, {card['sample_rate']} Hz "
+               f"{card['features']} features")
+    if card.get("builtin"):
+        typer.echo(f"built-in, from {card['source']} (licence {card['licence']})")
+    if card.get("classes_trained_on"):
+        typer.echo(f"trained on {len(card['classes_trained_on'])} classes")
+    if card.get("fine_tuned_from"):
+        typer.echo(f"fine-tuned from {card['fine_tuned_from']['model']}")
+    typer.echo(f"threshold {card['threshold']:.4f} ({card['threshold_rule']}), set on {cal['on']}"
+               + (f": {', '.join(cal['classes'])}" if cal.get("classes") else ""))
+    if exp:
+        typer.echo(f"expected there: false accepts {exp['far']:.2%}, false rejects {exp['frr']:.2%} "
+                   f"({exp['genuine_trials']} genuine, {exp['impostor_trials']} impostor trials)")
+    if cal.get("heldout_eer") is not None:
+        typer.echo(f"held-out EER {cal['heldout_eer']:.4f}")
+
+
+@command()
 def models(as_json: AsJson = False) -> None:
     """The built-in models: what each is for, its licence and source, and whether it is installed."""
     from ..pretrained import listing
@@ -147,7 +181,10 @@ def calibrate(
     from ..runtime.modeldir import set_threshold
 
     meta = set_threshold(model, far)  # a new version: same weights (and model.onnx), new threshold
-    typer.echo(f"threshold {meta['threshold']:.4f} ({meta['threshold_rule']}) stored in {model}")
+    exp = meta.get("expected") or {}
+    typer.echo(f"threshold {meta['threshold']:.4f} ({meta['threshold_rule']}) stored in {model}"
+               + (f"; on its held-out trials ({meta.get('heldout', 'held-out clips')}): false accepts "
+                  f"{exp['far']:.2%}, false rejects {exp['frr']:.2%}" if exp else ""))
 
 @command()
 def export(

@@ -83,7 +83,18 @@ def load_builtin(name: str, *, device: Any = "cpu", cache_dir: str | os.PathLike
     """The built-in model ``name`` as a verifier (embed, score, decide), with its shipped calibration."""
     b = BUILTINS[name]
     mod = importlib.import_module(f"{__name__}.{b.loader}")
-    return mod.load(b, weights_path(b), calibration(name), device=device, cache_dir=cache_dir)
+    cal = calibration(name)
+    v = mod.load(b, weights_path(b), cal, device=device, cache_dir=cache_dir)
+    if cal.get("centre") is not None:  # (scripts/calibrate_builtins.py: the mean embedding of its data)
+        import hashlib
+
+        import numpy as np
+
+        v.centre = np.asarray(cal["centre"], dtype=np.float32)
+        v.meta["fingerprint"] = hashlib.blake2b(v.meta["fingerprint"].encode() + v.centre.tobytes(),
+                                                digest_size=12).hexdigest()
+        v.meta["centred_on"] = cal.get("data")
+    return v
 
 
 def head_config(name: str) -> Any:

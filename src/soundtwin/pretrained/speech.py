@@ -91,7 +91,7 @@ def load(b: Any, weights: Path, cal: dict[str, Any], *, device: Any = "cpu",
     require_extra("onnx", "the built-in model 'speech'", "onnxruntime")
     fp = hashlib.blake2b(weights.read_bytes(), digest_size=12).hexdigest()
     meta = {"builtin": b.name, "source": b.package, "licence": b.licence, "fingerprint": fp,
-            **{k: cal[k] for k in ("threshold_rule", "heldout_eer", "data") if k in cal}}
+            **{k: cal[k] for k in ("threshold_rule", "heldout_eer", "data", "expected") if k in cal}}
     v = SpeechEmbedder(CONFIG, threshold=cal["threshold"],
                        calibration=(cal["calibration"]["a"], cal["calibration"]["b"]), meta=meta, cache_dir=cache_dir)
     v.builtin = b.name

@@ -39,7 +39,7 @@ def load(b: Any, weights: Path, cal: dict[str, Any], *, device: Any = "cpu",
         raise ModelError(f"built-in model 'voice': cannot read {weights} ({str(exc).splitlines()[0]})") from None
     meta = {"builtin": b.name, "source": b.package, "licence": b.licence,
             "fingerprint": weights_fingerprint(st_save({k: v.contiguous() for k, v in state.items()}), CONFIG),
-            **{k: cal[k] for k in ("threshold_rule", "heldout_eer", "data") if k in cal}}
+            **{k: cal[k] for k in ("threshold_rule", "heldout_eer", "data", "expected") if k in cal}}
     v = Verifier(encoder, CONFIG, threshold=cal["threshold"], calibration=(cal["calibration"]["a"],
                  cal["calibration"]["b"]), meta=meta, cache_dir=cache_dir, device=device)
     v.builtin = b.name

@@ -126,6 +126,8 @@ class EmbedderBase:
         self.extractor = FeatureExtractor(cfg.features, cache_dir=cache_dir)
         self.model_dir: Path | None = None
         self.builtin: str | None = None  # the name of a built-in model (soundtwin.pretrained), if it is one
+        # a mean embedding to subtract before scoring (a built-in's, from its calibration data), or None
+        self.centre: np.ndarray | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -138,7 +140,32 @@ class EmbedderBase:
 
     def embed_features(self, feats: Sequence[np.ndarray]) -> np.ndarray:
         """Embeddings ``(n_clips, width)`` of feature matrices of any lengths."""
-        return embed_in_batches(feats, self.embed_batch, normalize=self.distance.normalizes)
+        return self.centred(embed_in_batches(feats, self.embed_batch, normalize=self.distance.normalizes))
+
+    def centred(self, emb: np.ndarray) -> np.ndarray:
+        """Embeddings less :attr:`centre` (at unit length again), where the model has one: the direction
+        every clip shares (a pretrained encoder's mean over speech, say) otherwise dominates cosine scores."""
+        if self.centre is None:
+            return emb
+        return unit(emb - self.centre).astype(np.float32)
+
+    def card(self) -> dict[str, Any]:
+        """The model card (``soundtwin info``, ``GET /info``): what the model is, and how its threshold and
+        probabilities were set: on which held-out part (``on``), which classes, and the false-accept and
+        false-reject rates expected at the threshold there."""
+        m = self.meta
+        return {
+            "name": self.builtin or (str(self.model_dir) if self.model_dir else None),
+            "builtin": self.builtin, "source": m.get("source"), "licence": m.get("licence"),
+            "preset": self.cfg.preset, "sample_rate": self.cfg.features.sample_rate, "features": self.cfg.features.kind,
+            "model": self.cfg.model.name, "loss": self.cfg.loss.name, "distance": self.cfg.model.distance,
+            "fingerprint": self.fingerprint, "classes_trained_on": m.get("classes"), "heldout_eer": m.get("heldout_eer"),
+            "fine_tuned_from": m.get("fine_tuned_from"),
+            "threshold": self.threshold, "threshold_rule": m.get("threshold_rule"),
+            "calibration": {"on": m.get("heldout") or m.get("data"), "classes": m.get("heldout_classes"),
+                            "heldout_eer": m.get("heldout_eer"), "expected_at_threshold": m.get("expected"),
+                            "probability": {"a": self.calibration[0], "b": self.calibration[1]}},
+        }
 
     def probability(self, score: float | np.ndarray) -> np.ndarray | float:
         """Calibrated probability that a trial with this score is genuine (prior 0.5)."""

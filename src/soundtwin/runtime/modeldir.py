@@ -156,18 +156,14 @@ def set_threshold(model_dir: str | os.PathLike[str], far: float | None = None) -
     """Move a model's stored threshold to the EER point or a target false-accept rate of its held-out
     trials (``calibration.npz``), refitting the probability calibration: a new version with the same
     weights (and ``model.onnx``), under the model's lock. Returns the new meta."""
-    from ..metrics import eer, fit_logistic, operating_threshold
+    from ..metrics import calibrate
 
     d = Path(model_dir)
     try:
         with locked(d, purpose="calibrating"):  # no other writer between reading and writing the model
             meta, raw_cfg, cfg, weights = read_version(d, lambda vd: read_model_files(d, vd))
             scores, labels = read_calibration(d)
-            threshold, rule = operating_threshold(scores, labels, far)
-            a, b = fit_logistic(scores, labels)
-            meta = {**meta, "threshold": threshold, "threshold_rule": rule, "heldout_eer": eer(scores, labels)[0],
-                    "calibration": {"a": a, "b": b}}
-            meta = seal_meta(meta)
+            meta = seal_meta({**meta, **calibrate(scores, labels, far)})
             with new_version(d, "model", carry=True) as tmp:
                 (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     except StoreError as exc:

@@ -20,8 +20,7 @@ from ..config import ExperimentConfig
 from ..device import resolve_device
 from ..encoders import build_encoder
 from ..errors import ModelError
-from ..metrics import eer as compute_eer
-from ..metrics import fit_logistic, operating_threshold
+from ..metrics import calibrate
 from ..store import read_version
 from .base import BatchFn, EmbedderBase, embed_in_batches
 from .modeldir import read_model_files, weights_fingerprint, write_model
@@ -109,14 +108,14 @@ class Verifier(EmbedderBase):
     def calibrate(self, scores: np.ndarray, labels: np.ndarray, *, far: float | None = None) -> None:
         """Set the threshold (at the EER point, or at a target false-accept rate) and fit the
         score-to-probability calibration on held-out trials."""
-        self.threshold, rule = operating_threshold(scores, labels, far)
-        self.calibration = fit_logistic(scores, labels)
-        self.meta["threshold_rule"] = rule
-        self.meta["heldout_eer"] = compute_eer(scores, labels)[0]
+        cal = calibrate(scores, labels, far)
+        self.threshold = cal.pop("threshold")
+        self.calibration = (cal["calibration"]["a"], cal["calibration"]["b"])
+        self.meta.update(cal)
 
     def embed_batch(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return batch_runner(self.encoder, self.device, normalize=self.distance.normalizes)(x, lengths)
 
     def embed_features(self, feats: Sequence[np.ndarray]) -> np.ndarray:
-        return embed_with(self.encoder, feats, normalize=self.distance.normalizes, device=self.device)
+        return self.centred(embed_with(self.encoder, feats, normalize=self.distance.normalizes, device=self.device))

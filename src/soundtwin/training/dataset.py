@@ -22,6 +22,7 @@ class LabelledFeatures:
     classes: list[str]
     paths: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    groups: list[str | None] | None = None  # the manifest's group column, where it has one
 
     def fingerprint(self) -> str:
         """What ``--resume`` checks it continues on: the clips (identified as in ``train_clips.txt``, by
@@ -50,5 +51,7 @@ def load_labelled(data: str | os.PathLike[str], extractor: FeatureExtractor,
     labels, classes = encode_labels([clips[k].label for k in keep])
     if len(classes) < 2:
         raise DatasetError(f"{data}: training needs at least two classes, found {classes}")
+    groups = [clips[k].group for k in keep]
     return LabelledFeatures([feats[k] for k in keep], labels, classes,  # type: ignore[misc]
-                            [str(clips[k].path) for k in keep], errors)
+                            [str(clips[k].path) for k in keep], errors,
+                            groups if any(g is not None for g in groups) else None)

@@ -356,6 +356,12 @@ def _is_complete(out_dir: Path) -> bool:
         return False
 
 
+#: meta.json's ``heldout``: what the part that set the threshold and the probabilities held out.
+HELDOUT_HOW = {"clips": "held-out clips of the training classes",
+               "classes": "whole classes held out from training",
+               "groups": "whole groups (the manifest's group column) held out from training"}
+
+
 class _Run:
     """One call of :func:`train`, under the model directory's lock."""
 
@@ -389,7 +395,8 @@ class _Run:
             raise DatasetError(f"{data}: not the dataset {out_dir} was trained on ({saved_meta.get('data')}); "
                                f"--resume continues on the same clips (train into a new --out for new data)")
         try:
-            train_idx, held_idx, held_how = validation_split(lf.labels, cfg.train.val_fraction, cfg.train.seed)
+            train_idx, held_idx, held_how = validation_split(lf.labels, cfg.train.val_fraction, cfg.train.seed,
+                                                             lf.groups, cfg.train.calibrate_on)
         except DatasetError as exc:
             raise DatasetError(f"{data}: {exc}") from None
         tr = Trainer(cfg, lf, train_idx, held_idx, device=self.device)
@@ -409,8 +416,8 @@ class _Run:
         base_meta = {"classes": lf.classes, "n_train_clips": int(len(train_idx)),
                      "n_heldout_clips": int(len(held_idx)), "skipped_clips": len(lf.skipped),
                      "epochs": cfg.train.epochs, "data": str(data), "data_fingerprint": data_fp,
-                     "heldout": {"clips": "held-out clips of the training classes",
-                                 "classes": "whole classes held out (classes of 1-2 clips)"}[held_how],
+                     "heldout": HELDOUT_HOW[held_how],
+                     "heldout_classes": sorted({lf.classes[k] for k in lf.labels[held_idx].tolist()}),
                      "views": tr.views}
         if self.init is not None:
             base_meta["fine_tuned_from"] = {"model": self.init[0], "fingerprint": self.init[1]}

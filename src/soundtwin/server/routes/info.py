@@ -33,14 +33,11 @@ def info(svc: Svc) -> dict[str, Any]:
     """The model card: what the model is, how its threshold was set, the service's limits."""
     v, g = svc.verifier, svc.gallery
     card: dict[str, Any] = {
-        "soundtwin_version": __version__, "preset": v.cfg.preset, "runtime": svc.runtime,
-        "sample_rate": v.cfg.features.sample_rate, "features": v.cfg.features.kind,
-        "model": v.cfg.model.name, "loss": v.cfg.loss.name, "distance": v.cfg.model.distance,
-        "threshold": v.threshold, "threshold_rule": v.meta.get("threshold_rule"),
-        "heldout_eer": v.meta.get("heldout_eer"), "classes_trained_on": v.meta.get("classes"),
-        "fingerprint": v.fingerprint, "limits": asdict(svc.limits),
-        "gallery_classes": g.classes if g is not None else {},
+        "soundtwin_version": __version__, "runtime": svc.runtime, **v.card(),
+        "limits": asdict(svc.limits), "gallery_classes": g.classes if g is not None else {},
     }
+    if g is not None:
+        card["gallery"] = g.card()
     bench = read_benchmarks(svc.model_dir)
     if bench is not None:
         card["benchmarks"] = bench
