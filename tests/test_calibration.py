@@ -142,3 +142,24 @@ def test_a_model_trained_on_many_classes_calibrates_on_classes_it_never_trained_
     r = runner.invoke(app, ["calibrate", str(tmp_path / "m"), "--far", "0.05"])
     assert r.exit_code == 0 and "false accepts" in r.stdout
     assert json.loads((tmp_path / "m" / "meta.json").read_text())["expected"]["far"] <= 0.05
+
+
+def test_calibrating_on_your_own_clips_replaces_the_held_out_trials(trained, tmp_path: Path):
+    """``calibrate MODEL --data DIR``: the threshold and probabilities come from trials on the given clips
+    (here sounds the model never trained on), and the model card says so."""
+    import shutil
+
+    from soundtwin.runtime.modeldir import read_calibration
+
+    model = tmp_path / "m"
+    shutil.copytree(trained[0], model, symlinks=True)
+    write_synthetic_dataset(tmp_path / "dev", ["beep", "buzz", "chirp_up"], 5, seed=9, min_s=0.5, max_s=0.8)
+    r = runner.invoke(app, ["calibrate", str(model), "--data", str(tmp_path / "dev"), "--far", "0.1"])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((model / "meta.json").read_text())
+    assert meta["heldout_classes"] == ["beep", "buzz", "chirp_up"] and "3 of them not trained on" in meta["heldout"]
+    scores, labels = read_calibration(model)
+    assert len(labels) == 15 * 14 // 2 and labels.sum() == 3 * 10  # every pair of the 15 clips
+    assert meta["threshold_rule"] == "far=0.1" and np.mean(scores[labels == 0] >= meta["threshold"]) <= 0.1
+    r = runner.invoke(app, ["calibrate", "voice"])
+    assert r.exit_code == 2 and "built-in" in r.stderr

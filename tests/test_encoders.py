@@ -74,3 +74,41 @@ def test_ensemble_config_is_checked():
         load_config("default", overrides=["model.ensemble=2", "loss.name=contrastive", "model.distance=euclidean"])
     with pytest.raises(ConfigError, match="model.ensemble"):
         load_config("default", overrides=["model.ensemble=0"])
+
+
+def test_a_frozen_ge2e_trunk_runs_once_per_clip_while_training_with_the_same_result():
+    """``ge2e_head`` keeps each clip's frozen GE2E output while training: the second pass over the same
+    clips runs no LSTM, and outputs and head gradients equal those computed afresh."""
+    import torch
+
+    from soundtwin.encoders.ge2e import GE2E, GE2EHead
+
+    torch.manual_seed(0)
+    fresh, memo = GE2EHead(40, 32, 1, 16), GE2EHead(40, 32, 1, 16)
+    memo.load_state_dict(fresh.state_dict())
+    memo.memo = {}
+    x = torch.randn(3, 40, 50)
+    lengths = torch.tensor([50, 30, 20])
+    runs = []
+    orig = GE2E.embed_partials
+
+    def counted(self, m):
+        runs.append(m.shape[0])
+        return orig(self, m)
+
+    GE2E.embed_partials = counted
+    try:
+        for _ in range(2):
+            for enc in (fresh, memo):
+                enc.zero_grad()
+                out = enc(x, lengths)
+                out.sum().backward()
+            torch.testing.assert_close(memo(x, lengths), fresh(x, lengths))
+            torch.testing.assert_close(memo.head.weight.grad, fresh.head.weight.grad)
+    finally:
+        GE2E.embed_partials = orig
+    assert len(memo.memo) == 3
+    # fresh: 2 passes x (forward + check) = 4 runs; memo: its first forward only
+    assert len(runs) == 4 + 1
+    memo.load_state_dict(fresh.state_dict())  # other weights: what it kept is dropped
+    assert memo.memo == {}

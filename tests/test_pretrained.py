@@ -157,3 +157,24 @@ def test_the_service_runs_on_a_builtin_with_no_model_directory(voices):
     a, b = voices[0][:2]
     r = c.post("/compare", files={"a": a.read_bytes(), "b": b.read_bytes()})
     assert r.status_code == 200 and -1 <= r.json()["score"] <= 1 and "same" in r.json()
+
+
+def test_a_builtin_scores_with_its_shipped_centre_subtracted(voices):
+    """Each built-in subtracts the mean embedding of its calibration data before scoring, and a gallery
+    made with other embeddings (another centre) is refused by its fingerprint."""
+    import importlib
+
+    from soundtwin.distance import unit
+    from soundtwin.pretrained import calibration, weights_path
+
+    for name in BUILTINS:
+        v = load_builtin(name, cache_dir=False)
+        centre = np.asarray(calibration(name)["centre"], dtype=np.float32)
+        assert v.centre is not None and np.array_equal(v.centre, centre) and centre.shape == (v.cfg.model.embedding_dim,)
+        centred = v.embed(voices[0][:2])
+        v.centre = None
+        raw = v.embed(voices[0][:2])
+        np.testing.assert_allclose(centred, unit(raw - centre), atol=1e-5)
+        b = BUILTINS[name]
+        plain = importlib.import_module(f"soundtwin.pretrained.{b.loader}").load(b, weights_path(b), calibration(name))
+        assert plain.centre is None and plain.meta["fingerprint"] != v.meta["fingerprint"]

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +59,28 @@ def evaluate(verifier: EmbedderBase, trials: Trials | str | os.PathLike[str],
             warnings.append(f"{inside} of the {len(uniq)} evaluation clips were in this model's training data: "
                             f"the figures overstate how it does on new clips")
     return Evaluation(trials, scores, metrics, n, secs, warnings)
+
+
+def calibration_trials(verifier: EmbedderBase, data: str | os.PathLike[str], max_trials: int = 20000,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Trials to calibrate ``verifier`` on from a labelled set of the user's own (a folder of class folders or a
+    ``path,label`` CSV): every clip embedded once, up to ``max_trials`` balanced pairs (seeded). Returns
+    ``(scores, labels, heldout)``, ``heldout`` being what meta.json records of them."""
+    from .data import discover, encode_labels, trial_pairs
+    from .errors import DatasetError
+
+    clips = discover(data)
+    labels, classes = encode_labels([c.label for c in clips])
+    try:
+        i, j, y = trial_pairs(labels, max_trials, np.random.default_rng(seed))
+    except DatasetError as exc:
+        raise DatasetError(f"{data}: {exc}") from None
+    emb = verifier.embed([c.path for c in clips])
+    trained_on = set(verifier.meta.get("classes") or [])
+    new = [c for c in classes if c not in trained_on]
+    how = (f"{data}: {len(clips)} clips of {len(classes)} classes given to soundtwin calibrate, "
+           f"{len(new)} of them not trained on")
+    return verifier.score_embeddings(emb[i], emb[j]), y, {"heldout": how, "heldout_classes": classes}
 
 
 #: A held-out EER at or above this is reported as near chance (0.5).

@@ -176,15 +176,32 @@ def embed(
 def calibrate(
     model: ModelDir,
     far: Annotated[Optional[float], typer.Option("--far", help="Target false-accept rate; omit for the EER point.")] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="Calibrate on these labelled clips instead (a folder of class folders or a path,label CSV): "
+                       "your own sounds, ideally of classes the model never trained on.")] = None,
 ) -> None:
-    """Move the model's stored threshold to the EER point or a target false-accept rate (held-out trials)."""
+    """Move the model's stored threshold to the EER point or a target false-accept rate of its held-out
+    trials, or of trials on your own labelled clips (--data), and refit its probabilities."""
+    from ..pretrained import is_builtin
     from ..runtime.modeldir import set_threshold
 
-    meta = set_threshold(model, far)  # a new version: same weights (and model.onnx), new threshold
+    if is_builtin(model):
+        raise SoundtwinError(f"'{model}' is a built-in model: its shipped calibration is not changed in place. A "
+                             f"gallery on it calibrates itself on its enrolled clips; or fine-tune it into a model "
+                             f"directory of your own (soundtwin train DATA --from {model}) and calibrate that")
+    if data is not None:
+        from ..evaluate import calibration_trials
+        from ..runtime import load_verifier
+
+        scores, labels, heldout = calibration_trials(load_verifier(model, "auto", cache_dir=False), data)
+        meta = set_threshold(model, far, trials=(scores, labels), heldout=heldout)
+    else:
+        meta = set_threshold(model, far)  # a new version: same weights (and model.onnx), new threshold
     exp = meta.get("expected") or {}
     typer.echo(f"threshold {meta['threshold']:.4f} ({meta['threshold_rule']}) stored in {model}"
                + (f"; on its held-out trials ({meta.get('heldout', 'held-out clips')}): false accepts "
                   f"{exp['far']:.2%}, false rejects {exp['frr']:.2%}" if exp else ""))
+
 
 @command()
 def export(

@@ -152,20 +152,28 @@ def add_file(model_dir: str | os.PathLike[str], name: str, blob: bytes) -> None:
         (tmp / name).write_bytes(blob)
 
 
-def set_threshold(model_dir: str | os.PathLike[str], far: float | None = None) -> dict[str, Any]:
+def set_threshold(model_dir: str | os.PathLike[str], far: float | None = None, *,
+                  trials: tuple[np.ndarray, np.ndarray] | None = None,
+                  heldout: dict[str, Any] | None = None) -> dict[str, Any]:
     """Move a model's stored threshold to the EER point or a target false-accept rate of its held-out
     trials (``calibration.npz``), refitting the probability calibration: a new version with the same
-    weights (and ``model.onnx``), under the model's lock. Returns the new meta."""
+    weights (and ``model.onnx``), under the model's lock. Returns the new meta.
+
+    ``trials``: new held-out ``(scores, labels)`` to calibrate on instead (clips of the user's own, scored
+    by this model: :func:`soundtwin.evaluate.calibration_trials`); they replace ``calibration.npz``, and
+    ``heldout`` (``{"heldout": description, "heldout_classes": [...]}``) says in meta.json what they were."""
     from ..metrics import calibrate
 
     d = Path(model_dir)
     try:
         with locked(d, purpose="calibrating"):  # no other writer between reading and writing the model
             meta, raw_cfg, cfg, weights = read_version(d, lambda vd: read_model_files(d, vd))
-            scores, labels = read_calibration(d)
-            meta = seal_meta({**meta, **calibrate(scores, labels, far)})
+            scores, labels = trials if trials is not None else read_calibration(d)
+            meta = seal_meta({**meta, **(heldout or {}), **calibrate(scores, labels, far)})
             with new_version(d, "model", carry=True) as tmp:
                 (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+                if trials is not None:
+                    (tmp / CALIBRATION).write_bytes(calibration_npz(scores, labels))
     except StoreError as exc:
         raise ModelError(str(exc)) from None
     return meta

@@ -88,6 +88,8 @@ class Trainer:
         self.device = resolve_device(device)
         torch.manual_seed(cfg.train.seed)
         self.encoder = build_encoder(cfg)
+        if hasattr(self.encoder, "memo"):  # a frozen trunk that keeps its outputs while training
+            self.encoder.memo = {}
         k = cfg.model.ensemble
         # one objective per ensemble member (a margin softmax holds class centres in its member's space)
         self.loss = build_loss(cfg, len(data.classes)) if k == 1 else \
@@ -320,7 +322,12 @@ def _init_weights(source: str | os.PathLike[str], cfg: ExperimentConfig) -> tupl
         raise ModelError(f"cannot start from {source}: the config changes its {', '.join(differ)}")
     if not isinstance(v, Verifier):  # a frozen pretrained front end (features.kind) with a new head
         return str(source), v.fingerprint, {}
-    return str(source), v.fingerprint, {k: t.detach().cpu().clone() for k, t in v.encoder.state_dict().items()}
+    state = {k: t.detach().cpu().clone() for k, t in v.encoder.state_dict().items()}
+    if v.centre is not None and cfg.model.name == "ge2e_head":  # a head on a built-in that centres its output:
+        width = len(v.centre)  # it starts as that built-in does, x - centre
+        state["head.weight"] = torch.eye(width)
+        state["head.bias"] = -torch.from_numpy(np.asarray(v.centre, dtype=np.float32))
+    return str(source), v.fingerprint, state
 
 
 def _kept(source: str | os.PathLike[str]) -> tuple[str, ...]:
@@ -463,6 +470,8 @@ class _Run:
             if tr.global_step > 0:
                 save(len(history), True)
             raise
+        if hasattr(tr.encoder, "memo"):
+            tr.encoder.memo = None  # the returned verifier computes every clip afresh
         res = TrainResult(out_dir, verifier, history, lf.skipped, time.perf_counter() - self.t0, diverged=diverged)
         w = chance_warning(verifier.meta.get("heldout_eer"))
         if w:
