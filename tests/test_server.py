@@ -78,6 +78,9 @@ def test_gallery_enroll_identify_verify_remove(client, synth_data, tmp_path):
     assert card["calibration"]["on"] == "held-out clips of the training classes"
     assert card["gallery"]["threshold_rule"] == "gallery open-set eer"
     assert card["gallery"]["expected_at_threshold"]["impostor_trials"] == 8
+    listing = client.get("/gallery").json()
+    assert listing["threshold_rule"] == "gallery open-set eer" and listing["far"] is None
+    assert listing["expected_at_threshold"] == card["gallery"]["expected_at_threshold"]
     r = client.post("/identify", files={"file": files_of(synth_data, "knock", 1)[0].read_bytes()}, data={"top": "2"})
     assert r.json()["label"] == "knock" and len(r.json()["matches"]) == 2
     r = client.post("/verify", data={"label": "hum"}, files={"file": files_of(synth_data, "hum", 1)[0].read_bytes()})

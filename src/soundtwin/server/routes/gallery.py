@@ -36,11 +36,14 @@ async def verify(svc: Svc, label: Annotated[str, Form()], file: Annotated[Upload
 
 @router.get("/gallery")
 def list_gallery(svc: Svc) -> dict[str, Any]:
-    """Enrolled classes with their clip counts, and the threshold in use."""
+    """Enrolled classes with their clip counts, the threshold in use, how it was set (``far``: the gallery's
+    operating point, set with ``soundtwin enroll --far`` and kept in the gallery) and the rates expected there."""
     g, v = svc.gallery, svc.verifier
     return {"classes": g.classes if g is not None else {},
             "threshold": g.threshold if g is not None else v.threshold,
-            "threshold_rule": g.threshold_rule if g is not None else v.meta.get("threshold_rule")}
+            "threshold_rule": g.threshold_rule if g is not None else v.meta.get("threshold_rule"),
+            "far": g.far if g is not None else None,
+            "expected_at_threshold": g.expected if g is not None else v.meta.get("expected")}
 
 
 @router.post("/gallery/{label}")
