@@ -290,9 +290,9 @@ def _app_sections() -> list[str]:
         lines += _section("Fine-tuning a built-in model",
                   "`python benchmarks/finetune.py --protocols P --source S [--set ...]` (what `soundtwin train DATA "
                   "--from S` does): trained on the protocol's train.csv, evaluated on its trials, beside the same "
-                  "built-in with no training. `trains`: `meanlinear` = a linear map of the frozen speech vectors' "
-                  "mean, `ge2e_head` = a linear map on frozen GE2E, both starting as the identity at lr 2e-4 (what "
-                  "`--from` does now); `ge2e` = the whole GE2E encoder (lr 2e-4, 8 epochs), which made unseen "
+                  "built-in with no training. `trains`: `unitmeanlinear` (`meanlinear` before) = a linear map of the frozen speech vectors' "
+                  "mean, `ge2e_head` = a linear map on frozen GE2E (whose output is kept per clip while training), both "
+                  "starting as the built-in (identity; for voice less its centre) at lr 2e-4 (what `--from` does now); `ge2e` = the whole GE2E encoder (lr 2e-4, 8 epochs), which made unseen "
                   "speakers worse. On the held-out protocols the test classes are absent from training.",
                   ft, [("source", "source"), ("trains", "trains"), ("protocol", "protocol"), ("seed", "seed"),
                        ("settings", "overrides"),

@@ -6,7 +6,7 @@ protocol's test speakers / words stay unseen: ``voice`` on "same speaker?" trial
 train.csv (digits 0-4), ``speech`` on "same word?" trials over fsdd-digits' train.csv (speakers george,
 jackson, lucas, nicolas). Trials: 20,000 balanced pairs, seed 0. The same clips give each built-in its
 ``centre``, the mean of their embeddings, subtracted from every embedding before scoring (measured on those
-protocols' test trials: speech on fsdd-digits EER 0.034 -> 0.022, voice on fsdd-speakers 0.150 -> 0.095).
+protocols' test trials, benchmarks/zeroshot.py: speech on fsdd-digits EER 0.034 -> 0.023, voice on fsdd-speakers 0.150 -> 0.095).
 
     python scripts/calibrate_builtins.py            # needs ../shared beside the repo
 """

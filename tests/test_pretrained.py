@@ -137,8 +137,10 @@ def test_fine_tuning_voice_makes_a_normal_model_that_records_its_source(voices, 
                             "train.epochs=1", "--no-export", "--no-cache"])
     assert r.exit_code == 0, r.output  # speech's network is frozen ONNX: a head is trained on its vectors
     head = Verifier.load(tmp_path / "y", cache_dir=False)
-    assert head.cfg.features.kind == "speech_embedding" and head.cfg.model.name == "meanlinear"
+    assert head.cfg.features.kind == "speech_embedding" and head.cfg.model.name == "unitmeanlinear"
     assert head.meta["fine_tuned_from"]["model"] == "speech" and head.embed([a]).shape == (1, 96)
+    # the head started where the built-in scores (its centre subtracted): one epoch later it is still close
+    assert 0.9 < float(head.embed([a])[0] @ load_builtin("speech", cache_dir=False).embed([a])[0])
     with pytest.raises(ModelError, match="cannot start from voice"):
         from soundtwin.config import load_config
         from soundtwin.training import train

@@ -31,6 +31,7 @@ ENCODERS: dict[str, EncoderSpec] = {
     "tdnn": EncoderSpec("tdnn", lambda c: c.model.embedding_dim),
     "mlp": EncoderSpec("mlp", lambda c: c.model.hidden, fixed_input=True),
     "meanlinear": EncoderSpec("meanlinear", lambda c: c.features.n_features),
+    "unitmeanlinear": EncoderSpec("meanlinear", lambda c: c.features.n_features),  # ... of the unit mean
     "ge2e": EncoderSpec("ge2e", lambda c: c.model.embedding_dim, exportable=False),  # the ``voice`` built-in
     "ge2e_head": EncoderSpec("ge2e", lambda c: c.model.embedding_dim, exportable=False),  # ... fine-tuned
     "speech_embedding": EncoderSpec("speech_embedding", lambda c: c.model.embedding_dim),  # ``speech``: ONNX only

@@ -320,14 +320,15 @@ def _init_weights(source: str | os.PathLike[str], cfg: ExperimentConfig) -> tupl
     differ = [k for k in changed_keys(_source_config(source), cfg) if k.startswith(_kept(source))]
     if differ:
         raise ModelError(f"cannot start from {source}: the config changes its {', '.join(differ)}")
-    if not isinstance(v, Verifier):  # a frozen pretrained front end (features.kind) with a new head
-        return str(source), v.fingerprint, {}
-    state = {k: t.detach().cpu().clone() for k, t in v.encoder.state_dict().items()}
-    if v.centre is not None and cfg.model.name == "ge2e_head":  # a head on a built-in that centres its output:
-        width = len(v.centre)  # it starts as that built-in does, x - centre
-        state["head.weight"] = torch.eye(width)
-        state["head.bias"] = -torch.from_numpy(np.asarray(v.centre, dtype=np.float32))
+    # a frozen pretrained front end (features.kind) gets a new head; a torch encoder keeps its weights
+    state = {} if not isinstance(v, Verifier) else \
+        {k: t.detach().cpu().clone() for k, t in v.encoder.state_dict().items()}
+    head = HEAD_LAYER.get(cfg.model.name)
+    if v.centre is not None and head is not None:  # a head on a built-in that centres its output starts as
+        state[f"{head}.weight"] = torch.eye(len(v.centre))  # that built-in scores: x - centre
+        state[f"{head}.bias"] = -torch.from_numpy(np.asarray(v.centre, dtype=np.float32))
     return str(source), v.fingerprint, state
+
 
 
 def _kept(source: str | os.PathLike[str]) -> tuple[str, ...]:
@@ -363,6 +364,8 @@ def _is_complete(out_dir: Path) -> bool:
         return False
 
 
+#: The linear layer of each head encoder that fine-tuning a built-in trains (it starts at the built-in's centre).
+HEAD_LAYER = {"ge2e_head": "head", "unitmeanlinear": "linear"}
 #: meta.json's ``heldout``: what the part that set the threshold and the probabilities held out.
 HELDOUT_HOW = {"clips": "held-out clips of the training classes",
                "classes": "whole classes held out from training",
@@ -409,7 +412,8 @@ class _Run:
         tr = Trainer(cfg, lf, train_idx, held_idx, device=self.device)
         if self.init is not None and self.init[2]:  # fine-tuning: the source's weights (a new head's stay new)
             missing, unexpected = tr.encoder.load_state_dict(self.init[2], strict=False)
-            if unexpected or any(not k.startswith("head.") for k in missing):
+            new_head = HEAD_LAYER.get(cfg.model.name, "head") + "."
+            if unexpected or any(not k.startswith(new_head) for k in missing):
                 raise ModelError(f"{self.init[0]}'s weights do not fit {cfg.model.name} (missing {missing[:3]}, "
                                  f"unexpected {unexpected[:3]})")
         if resume:
