@@ -180,3 +180,26 @@ def test_a_builtin_scores_with_its_shipped_centre_subtracted(voices):
         b = BUILTINS[name]
         plain = importlib.import_module(f"soundtwin.pretrained.{b.loader}").load(b, weights_path(b), calibration(name))
         assert plain.centre is None and plain.meta["fingerprint"] != v.meta["fingerprint"]
+
+
+def test_a_gallery_made_before_the_builtin_had_a_centre_opens_with_todays_embeddings(voices, tmp_path):
+    """Nothing enrolled is lost when a built-in gains its centre: the stored embeddings are centred on
+    load (then equal to embedding the clips today), the threshold is set again, and the next save records
+    today's fingerprint."""
+    import importlib
+
+    from soundtwin.pretrained import calibration, weights_path
+
+    b = BUILTINS["voice"]
+    old = importlib.import_module(f"soundtwin.pretrained.{b.loader}").load(b, weights_path(b), calibration("voice"))
+    g = Gallery(tmp_path / "g", old)
+    for s in (0, 1, 2):
+        g.add_embeddings(f"v{s}", old.embed(voices[s]), [str(p) for p in voices[s]])
+    g.recalibrate()
+    g.save()
+    assert json.loads((tmp_path / "g" / "gallery.json").read_text())["model_fingerprint"] == old.fingerprint
+    now = Gallery.load(tmp_path / "g")
+    np.testing.assert_allclose(now.embeddings, now.verifier.embed(voices[0] + voices[1] + voices[2]), atol=1e-5)
+    assert now.threshold_rule == "gallery open-set eer" and now.threshold != g.threshold
+    now.save()
+    assert json.loads((tmp_path / "g" / "gallery.json").read_text())["model_fingerprint"] == now.verifier.fingerprint

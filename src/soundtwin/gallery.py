@@ -157,14 +157,19 @@ class Gallery:
     def _adopt(self, meta: dict[str, Any], emb: np.ndarray, *, settings: bool = True) -> None:
         """Take the contents read from disk (checked against this gallery's model); with ``settings``
         also its scoring, threshold and operating point (a reload keeps this object's own)."""
-        if self.verifier.fingerprint != meta["model_fingerprint"]:
+        # made with this built-in before it subtracted its centre: the stored (unit) embeddings become
+        # today's exactly once centred, and the threshold is set again on them
+        stale = meta["model_fingerprint"] == self.verifier.meta.get("uncentred_fingerprint")
+        if self.verifier.fingerprint != meta["model_fingerprint"] and not stale:
             raise GalleryError(f"{self.path}: made with model {meta['model_fingerprint']}, but "
-                               f"{self.verifier.model_dir} is model {self.verifier.fingerprint}; enroll again "
-                               f"into a new gallery")
+                               f"{self.verifier.builtin or self.verifier.model_dir} is model "
+                               f"{self.verifier.fingerprint}; enroll again into a new gallery")
         width = embedding_width(self.verifier.cfg)
         if len(emb) and emb.shape[1] != width:
             raise GalleryError(f"{self.path}: corrupt gallery (embeddings of dimension {emb.shape[1]}, the model "
                                f"gives {width})")
+        if stale and len(emb):
+            emb = self.verifier.centred(emb.astype(np.float32))
         self.embeddings = emb.astype(np.float32) if len(meta["labels"]) else np.zeros((0, 0), np.float32)
         self.labels, self.paths = list(meta["labels"]), [str(x) for x in meta["paths"]]
         self._index = None
@@ -175,6 +180,8 @@ class Gallery:
             cal = meta.get("calibration")
             self.calibration = (float(cal["a"]), float(cal["b"])) if isinstance(cal, dict) else None
             self.expected = meta.get("expected")
+        if stale and self.labels:
+            self.recalibrate()  # (in memory; written with the new fingerprint at the next save)
 
     def reload(self) -> None:
         """Re-read the enrolled clips from disk (another process may have changed them); this object's

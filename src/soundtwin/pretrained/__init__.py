@@ -91,6 +91,7 @@ def load_builtin(name: str, *, device: Any = "cpu", cache_dir: str | os.PathLike
         import numpy as np
 
         v.centre = np.asarray(cal["centre"], dtype=np.float32)
+        v.meta["uncentred_fingerprint"] = v.meta["fingerprint"]  # (galleries made before centres: see Gallery)
         v.meta["fingerprint"] = hashlib.blake2b(v.meta["fingerprint"].encode() + v.centre.tobytes(),
                                                 digest_size=12).hexdigest()
         v.meta["centred_on"] = cal.get("data")
