@@ -18,9 +18,9 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 
-from soundtwin.data import discover, encode_labels, trial_pairs
+from soundtwin.data import discover
+from soundtwin.evaluate import calibration_trials
 from soundtwin.io import atomic_write_text
 from soundtwin.metrics import calibrate
 from soundtwin.pretrained import load_builtin
@@ -35,15 +35,12 @@ def main() -> int:
     for name, protocol in DATA.items():
         csv = SHARED / "benchmarks" / protocol / "train.csv"
         clips = discover(csv)
-        labels, _ = encode_labels([c.label for c in clips])
         v = load_builtin(name, cache_dir=False)
         v.centre = None  # the mean is measured on the uncentred embeddings
         emb = v.embed([c.path for c in clips])
         centre = emb.mean(axis=0)
         v.centre = centre
-        emb = v.centred(emb)
-        i, j, y = trial_pairs(labels, 20000, np.random.default_rng(0))
-        scores = v.score_embeddings(emb[i], emb[j])
+        scores, y, _ = calibration_trials(v, csv, 20000, 0, emb=v.centred(emb))
         out[name] = {**calibrate(scores, y), "centre": [round(float(x), 7) for x in centre],
                      "data": f"{protocol} train.csv ({len(clips)} clips), {len(y)} balanced trials, seed 0",
                      "command": "python scripts/calibrate_builtins.py"}

@@ -62,10 +62,11 @@ def evaluate(verifier: EmbedderBase, trials: Trials | str | os.PathLike[str],
 
 
 def calibration_trials(verifier: EmbedderBase, data: str | os.PathLike[str], max_trials: int = 20000,
-                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+                       seed: int = 0, emb: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Trials to calibrate ``verifier`` on from a labelled set of the user's own (a folder of class folders or a
-    ``path,label`` CSV): every clip embedded once, up to ``max_trials`` balanced pairs (seeded). Returns
-    ``(scores, labels, heldout)``, ``heldout`` being what meta.json records of them."""
+    ``path,label`` CSV): every clip embedded once (or ``emb``, its clips' embeddings in the set's order), up to
+    ``max_trials`` balanced pairs (seeded). Returns ``(scores, labels, heldout)``, ``heldout`` being what
+    meta.json records of them."""
     from .data import discover, encode_labels, trial_pairs
     from .errors import DatasetError
 
@@ -75,7 +76,8 @@ def calibration_trials(verifier: EmbedderBase, data: str | os.PathLike[str], max
         i, j, y = trial_pairs(labels, max_trials, np.random.default_rng(seed))
     except DatasetError as exc:
         raise DatasetError(f"{data}: {exc}") from None
-    emb = verifier.embed([c.path for c in clips])
+    if emb is None:
+        emb = verifier.embed([c.path for c in clips])
     trained_on = set(verifier.meta.get("classes") or [])
     new = [c for c in classes if c not in trained_on]
     how = (f"{data}: {len(clips)} clips of {len(classes)} classes given to soundtwin calibrate, "

@@ -24,6 +24,9 @@ class EncoderSpec:
     width: Callable[[ExperimentConfig], int]  # width of one encoder's embedding
     fixed_input: bool = False  # needs features.max_frames > 0 (a fixed-size input)
     exportable: bool = True  # traces to ONNX (an encoder choosing its windows per clip in Python does not)
+    # a head on a frozen pretrained network: its linear layer, which fine-tuning a built-in starts at the
+    # built-in's scores (identity less the built-in's centre)
+    head: str | None = None
 
 
 #: The registry: ``model.name`` -> where the encoder lives and how wide its embeddings are.
@@ -31,9 +34,9 @@ ENCODERS: dict[str, EncoderSpec] = {
     "tdnn": EncoderSpec("tdnn", lambda c: c.model.embedding_dim),
     "mlp": EncoderSpec("mlp", lambda c: c.model.hidden, fixed_input=True),
     "meanlinear": EncoderSpec("meanlinear", lambda c: c.features.n_features),
-    "unitmeanlinear": EncoderSpec("meanlinear", lambda c: c.features.n_features),  # ... of the unit mean
+    "unitmeanlinear": EncoderSpec("meanlinear", lambda c: c.features.n_features, head="linear"),  # of the unit mean
     "ge2e": EncoderSpec("ge2e", lambda c: c.model.embedding_dim, exportable=False),  # the ``voice`` built-in
-    "ge2e_head": EncoderSpec("ge2e", lambda c: c.model.embedding_dim, exportable=False),  # ... fine-tuned
+    "ge2e_head": EncoderSpec("ge2e", lambda c: c.model.embedding_dim, exportable=False, head="head"),  # fine-tuned
     "speech_embedding": EncoderSpec("speech_embedding", lambda c: c.model.embedding_dim),  # ``speech``: ONNX only
 }
 

@@ -323,7 +323,7 @@ def _init_weights(source: str | os.PathLike[str], cfg: ExperimentConfig) -> tupl
     # a frozen pretrained front end (features.kind) gets a new head; a torch encoder keeps its weights
     state = {} if not isinstance(v, Verifier) else \
         {k: t.detach().cpu().clone() for k, t in v.encoder.state_dict().items()}
-    head = HEAD_LAYER.get(cfg.model.name)
+    head = ENCODERS[cfg.model.name].head
     if v.centre is not None and head is not None:  # a head on a built-in that centres its output starts as
         state[f"{head}.weight"] = torch.eye(len(v.centre))  # that built-in scores: x - centre
         state[f"{head}.bias"] = -torch.from_numpy(np.asarray(v.centre, dtype=np.float32))
@@ -364,8 +364,6 @@ def _is_complete(out_dir: Path) -> bool:
         return False
 
 
-#: The linear layer of each head encoder that fine-tuning a built-in trains (it starts at the built-in's centre).
-HEAD_LAYER = {"ge2e_head": "head", "unitmeanlinear": "linear"}
 #: meta.json's ``heldout``: what the part that set the threshold and the probabilities held out.
 HELDOUT_HOW = {"clips": "held-out clips of the training classes",
                "classes": "whole classes held out from training",
@@ -412,7 +410,7 @@ class _Run:
         tr = Trainer(cfg, lf, train_idx, held_idx, device=self.device)
         if self.init is not None and self.init[2]:  # fine-tuning: the source's weights (a new head's stay new)
             missing, unexpected = tr.encoder.load_state_dict(self.init[2], strict=False)
-            new_head = HEAD_LAYER.get(cfg.model.name, "head") + "."
+            new_head = (ENCODERS[cfg.model.name].head or "head") + "."
             if unexpected or any(not k.startswith(new_head) for k in missing):
                 raise ModelError(f"{self.init[0]}'s weights do not fit {cfg.model.name} (missing {missing[:3]}, "
                                  f"unexpected {unexpected[:3]})")
