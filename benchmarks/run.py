@@ -299,6 +299,18 @@ def _app_sections() -> list[str]:
                        ("zero-shot EER", "zero_shot_eer"), ("fine-tuned EER", "fine_tuned_eer"),
                        ("accuracy", "fine_tuned_accuracy"), ("train s", "train_seconds")])
     lines += _calibration_sections()
+    f = HERE / "pretrain_results.json"
+    if f.is_file():
+        rows = [{"settings": " ".join(r["settings"]) or "default", "clips": r["clips"], "packages": r["groups"],
+                 "pretrain s": r["pretrain_seconds"], **r["zero_shot_eer"]} for r in json.loads(f.read_text())]
+        protos = [p for p in PUBLIC + own_protocols() if rows and p in rows[0]]
+        lines += _section("Pretraining a general-sound encoder (issue 16, first experiments)",
+                  "`python scripts/fetch_sounds.py --out DIR` then `python benchmarks/pretrain.py --manifest "
+                  "DIR/manifest.csv [--set ...]`: the default preset trained with two views of every clip (each "
+                  "clip its own class; whole source packages held out), then each protocol's trials with no "
+                  "training on them (EER). Not shipped: see RESULTS notes.",
+                  rows, [("settings", "settings"), ("clips", "clips"), ("packages", "packages"),
+                         ("pretrain s", "pretrain s")] + [(p, p) for p in protos])
     f = HERE / "features_results.json"
     if f.is_file():
         lines += _section("Feature extraction speed",
