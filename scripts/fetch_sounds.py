@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from soundtwin.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SOUNDTWIN_SHARED", ROOT.parent / "shared"))
@@ -84,6 +87,8 @@ def main() -> int:
     ap.add_argument("--max-s", type=float, default=10.0)
     args = ap.parse_args()
     out = args.out.expanduser()
+    if out.is_dir() and any(out.iterdir()) and not (out / "sources.json").is_file():
+        sys.exit(f"{out}: holds files this script did not write; give a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
     banned = evaluation_hashes()
     print(f"{len(banned)} evaluation clips hashed under {SHARED / 'data'}", flush=True)
@@ -127,11 +132,13 @@ def main() -> int:
                                 "dropped": dropped}
             print(f"{package} {version}: {kept} clips, {seconds / 60:.1f} min, licences {lic}, dropped {dropped}",
                   flush=True)
-    with open(out / "manifest.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["path", "label", "group", "package", "licence", "seconds", "sha"])
-        w.writeheader()
-        w.writerows(rows)
-    (out / "sources.json").write_text(json.dumps(sources, indent=1, sort_keys=True) + "\n")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["path", "label", "group", "package", "licence", "seconds", "sha"],
+                       lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / "manifest.csv", buf.getvalue())
+    atomic_write_text(out / "sources.json", json.dumps(sources, indent=1, sort_keys=True) + "\n")
     total = sum(r["seconds"] for r in rows)
     print(f"{len(rows)} clips, {total / 3600:.2f} h from {len(sources)} packages -> {out / 'manifest.csv'}")
     return 0

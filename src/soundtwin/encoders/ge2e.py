@@ -10,6 +10,8 @@ is a no-op for real clips and is left out.
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import nn
 
@@ -93,8 +95,6 @@ class GE2EHead(GE2E):
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if self.memo is None:
             return self.head(super().forward(feats, lengths))
-        import hashlib
-
         b, _, t = feats.shape
         lens = [t] * b if lengths is None else [int(x) for x in lengths]
         keys = [hashlib.blake2b(feats[k, :, : lens[k]].detach().cpu().numpy().tobytes(), digest_size=16).digest()
