@@ -35,8 +35,17 @@ def protocol_dir(name: str) -> Path:
 
 
 def own_protocols() -> list[str]:
+    """Our protocols whose recordings are here (heldout-sounds' come from scripts/fetch_sounds.py)."""
     d = HERE / "protocols"
-    return sorted(p.name for p in d.iterdir() if (p / "trials.txt").is_file()) if d.is_dir() else []
+    out = []
+    for p in sorted(d.iterdir()) if d.is_dir() else []:
+        if (p / "trials.txt").is_file():
+            first = (p / "trials.txt").read_text().split("\n", 1)[0].split()
+            if len(first) == 3 and (p / first[1]).is_file():
+                out.append(p.name)
+            else:
+                print(f"{p.name}: its recordings are missing ({p / first[1]}); left out", file=sys.stderr)
+    return out
 
 
 def run_one(protocol: str, preset: str, seed: int, overrides: list[str], keep: Path | None = None) -> dict:

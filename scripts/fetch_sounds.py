@@ -3,11 +3,16 @@ encoder (issue #16). No hand steps: ``apt-get download`` each package (no root, 
 ``dpkg-deb -x``, keep its audio files of ``--min-s`` to ``--max-s`` seconds that libsndfile decodes, drop any whose
 decoded samples equal a clip of an evaluation set (``../shared/data``: content hash, not file name) or another
 kept clip, and write ``manifest.csv`` (``path,label,group,package,licence,seconds,sha``: ``label`` is the clip
-itself, for two-view self-supervised training; ``group`` its package) and ``sources.json`` (per package: version,
-licences from its copyright file, clips, hours). The files stay outside the repository.
+itself, for two-view self-supervised training; ``group`` its package; ``kind`` the sound it is a take of: its
+folder and file name less a trailing take number, ``ork_die2.wav`` -> ``.../ork_die``) and ``sources.json`` (per
+package: version, licences from its copyright file, clips, hours). Sounds inside zip archives (``.zip``, ``.pk3``,
+``.wz``) are taken too. The files stay outside the repository (benchmarks/work/ is git-ignored).
 
-    python scripts/fetch_sounds.py --out ~/.cache/soundtwin/sounds            # the packages below
-    python scripts/fetch_sounds.py --out DIR --packages sound-theme-freedesktop,oxygen-sounds
+    python scripts/fetch_sounds.py --out benchmarks/work/heldout-sounds --packages megaglest-data
+    python scripts/fetch_sounds.py --out benchmarks/work/sounds --exclude benchmarks/work/heldout-sounds/manifest.csv
+
+The first is the held-out protocol's sounds (``benchmarks/make_protocols.py`` makes ``heldout-sounds`` of it), the
+second the pretraining set (the packages below), kept apart from it by content hash (``--exclude``).
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +43,22 @@ AUDIO = (".wav", ".ogg", ".oga", ".flac", ".mp3")
 #: tracks are dropped by length.
 PACKAGES = ("sound-theme-freedesktop", "oxygen-sounds", "frozen-bubble-data", "pingus-data", "openttd-opensfx",
             "extremetuxracer-data", "lincity-ng-data", "neverball-data", "xmoto-data", "hedgewars-data",
-            "wesnoth-1.16-data", "supertux-data", "warzone2100-data")
+            "wesnoth-1.16-data", "supertux-data", "warzone2100-data", "tuxpaint-stamps-default", "widelands-data",
+            "warmux-data", "openarena-data", "freedroidrpg-data")
+#: files of a package left out: tuxpaint's stamp names and descriptions read aloud in 40 languages (its
+#: stamps' own sounds, animals and things, are kept)
+SKIP = {"tuxpaint-stamps-default": re.compile(r"(_desc[^/]*|_[a-z]{2}(_[a-zA-Z]{2,4})?)\.ogg$")}
+ARCHIVES = (".zip", ".pk3", ".wz")
+TAKE = re.compile(r"[ _-]*\d+$")
 
 
-def content_hash(path: Path) -> str | None:
+def kind(rel: str) -> str:
+    """The sound a file is a take of: its path less the extension and a trailing take number."""
+    stem, _, _ = rel.rpartition(".")
+    return TAKE.sub("", stem) or stem
+
+
+def content_hash(path: Path | io.BytesIO) -> str | None:
     """A hash of the decoded samples (mono, 16-bit): the same sound in two files or formats hashes alike
     as long as its samples are equal. ``None`` if libsndfile cannot decode it."""
     try:
@@ -68,6 +86,21 @@ def licences(unpacked: Path, package: str) -> list[str]:
     return sorted({m.strip() for m in re.findall(r"^License:\s*(.+)$", text, flags=re.M)})
 
 
+def audio_files(unpacked: Path, package: str) -> Iterator[tuple[str, bytes]]:
+    """(path inside the package, bytes) of each audio file, archive members included (``a.wz/x/y.ogg``)."""
+    skip = SKIP.get(package)
+    for f in sorted(p for p in unpacked.rglob("*") if p.is_file()):
+        rel = f.relative_to(unpacked).as_posix()
+        if f.suffix.lower() in AUDIO:
+            if skip is None or not skip.search(rel):
+                yield rel, f.read_bytes()
+        elif f.suffix.lower() in ARCHIVES and zipfile.is_zipfile(f):
+            with zipfile.ZipFile(f) as z:
+                for m in sorted(z.namelist()):
+                    if Path(m).suffix.lower() in AUDIO and ".." not in Path(m).parts:
+                        yield f"{rel}/{m}", z.read(m)
+
+
 def fetch(package: str, work: Path) -> tuple[Path, str]:
     """Download and unpack one package; returns (unpacked folder, version)."""
     subprocess.run(["apt-get", "download", package], cwd=work, check=True, capture_output=True)
@@ -85,6 +118,8 @@ def main() -> int:
     ap.add_argument("--packages", default=",".join(PACKAGES))
     ap.add_argument("--min-s", type=float, default=0.3)
     ap.add_argument("--max-s", type=float, default=10.0)
+    ap.add_argument("--exclude", type=Path, action="append", default=[],
+                    help="a manifest.csv (of this script) whose clips must not be taken again (content hash)")
     args = ap.parse_args()
     out = args.out.expanduser()
     if out.is_dir() and any(out.iterdir()) and not (out / "sources.json").is_file():
@@ -92,6 +127,11 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     banned = evaluation_hashes()
     print(f"{len(banned)} evaluation clips hashed under {SHARED / 'data'}", flush=True)
+    for m in args.exclude:
+        with open(m, newline="", encoding="utf-8") as fh:
+            shas = {r["sha"] for r in csv.DictReader(fh)}
+        print(f"{len(shas)} clips of {m} excluded", flush=True)
+        banned |= shas
     seen: set[str] = set()
     rows, sources = [], {}
     for package in args.packages.split(","):
@@ -103,16 +143,16 @@ def main() -> int:
                 continue
             lic = licences(unpacked, package)
             kept, seconds, dropped = 0, 0.0, {"length": 0, "undecodable": 0, "evaluation": 0, "duplicate": 0}
-            for f in sorted(p for p in unpacked.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO):
+            for rel, data in audio_files(unpacked, package):
                 try:
-                    info = sf.info(f)
+                    info = sf.info(io.BytesIO(data))
                 except (RuntimeError, sf.LibsndfileError):
                     dropped["undecodable"] += 1
                     continue
                 if not args.min_s <= info.duration <= args.max_s:
                     dropped["length"] += 1
                     continue
-                h = content_hash(f)
+                h = content_hash(io.BytesIO(data))
                 if h is None:
                     dropped["undecodable"] += 1
                     continue
@@ -120,12 +160,13 @@ def main() -> int:
                     dropped["evaluation" if h in banned else "duplicate"] += 1
                     continue
                 seen.add(h)
-                dest = out / package / f.relative_to(unpacked)
+                dest = out / package / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(f, dest)
+                dest.write_bytes(data)
                 rel = dest.relative_to(out).as_posix()
-                rows.append({"path": rel, "label": f"{package}:{rel}", "group": package, "package": package,
-                             "licence": " / ".join(lic), "seconds": round(info.duration, 3), "sha": h})
+                rows.append({"path": rel, "label": f"{package}:{rel}", "group": package, "kind": kind(rel),
+                             "package": package, "licence": " / ".join(lic), "seconds": round(info.duration, 3),
+                             "sha": h})
                 kept += 1
                 seconds += info.duration
             sources[package] = {"version": version, "licences": lic, "clips": kept, "hours": round(seconds / 3600, 3),
@@ -133,7 +174,7 @@ def main() -> int:
             print(f"{package} {version}: {kept} clips, {seconds / 60:.1f} min, licences {lic}, dropped {dropped}",
                   flush=True)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["path", "label", "group", "package", "licence", "seconds", "sha"],
+    w = csv.DictWriter(buf, fieldnames=["path", "label", "group", "kind", "package", "licence", "seconds", "sha"],
                        lineterminator="\n")
     w.writeheader()
     w.writerows(rows)

@@ -20,7 +20,7 @@ def test_contrastive_loss_matches_plain_loop():
     assert abs(float(got) - expect / 6) < 1e-6
 
 
-@pytest.mark.parametrize("name", ["aam", "subcenter_aam", "triplet"])
+@pytest.mark.parametrize("name", ["aam", "subcenter_aam", "triplet", "supcon"])
 def test_class_losses_build_and_backprop(name):
     cfg = load_config("default", overrides=["model.embedding_dim=16", f"loss.name={name}"])
     loss = build_loss(cfg, 5)
@@ -60,3 +60,24 @@ def test_contrastive_pulls_genuine_and_pushes_impostors_within_the_margin():
     impostor = ContrastiveLoss(1.0)(a, b, torch.tensor([0.0, 0.0]))
     far = ContrastiveLoss(1.0)(a, 3 * b, torch.tensor([0.0, 0.0]))  # distance 1.5, beyond the margin
     assert float(genuine) == pytest.approx(0.25) and float(impostor) == pytest.approx(0.25) and float(far) == 0.0
+
+
+def test_supcon_loss_matches_a_plain_loop_and_prefers_views_that_agree():
+    """SupCon (NT-Xent when every class is one clip seen twice): for each anchor, minus the mean over its
+    positives of log(exp(s_ap / T) / sum over every other clip of exp(s_ax / T)), averaged over anchors."""
+    cfg = load_config("default", overrides=["model.embedding_dim=8", "loss.name=supcon", "loss.scale=10"])
+    loss = build_loss(cfg, 4)
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((8, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    y = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    s = emb @ emb.T / 0.1
+    per = []
+    for i in range(8):
+        others = [j for j in range(8) if j != i]
+        logz = np.log(np.sum(np.exp(s[i, others])))
+        per.append(-np.mean([s[i, p] - logz for p in others if y[p] == y[i]]))
+    got = loss(torch.tensor(emb), torch.tensor(y))
+    assert abs(float(got) - np.mean(per)) < 1e-4
+    twins = np.repeat(emb[::2], 2, axis=0)  # each clip's two views embedded alike: a lower loss
+    assert float(loss(torch.tensor(twins), torch.tensor(y))) < float(got)

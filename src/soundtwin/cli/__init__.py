@@ -14,6 +14,7 @@ from . import model  # noqa: F401
 from . import demo  # noqa: F401
 from . import gallery  # noqa: F401
 from . import serve  # noqa: F401
+from . import scale  # noqa: F401
 from .common import app
 
 __all__ = ["app", "main"]

@@ -19,9 +19,13 @@ def enroll(
     label: Annotated[Optional[str], typer.Option("--label", help="Enroll the given clips under this class.")] = None,
     far: Annotated[Optional[float], typer.Option("--far", help="Set the gallery threshold at this false-accept rate.")] = None,
     scoring: Annotated[str, typer.Option(help="Class scoring for a new gallery: mean, max or topk.")] = "mean",
+    embeddings: Annotated[Optional[Path], typer.Option(
+        "--embeddings", help="Enroll vectors already embedded (Parquet shards of soundtwin embed --out FOLDER) "
+                             "under their labels (or --label), instead of clips; they must be the gallery "
+                             "model's.")] = None,
     device: Device = "cpu",
 ) -> None:
-    """Create or extend a gallery from a dataset, or from clips under --label."""
+    """Create or extend a gallery from a dataset, from clips under --label, or from embedding shards."""
     from ..data import group_by_label, list_audio
     from ..gallery import Gallery, check_label
     from ..store import check_writable
@@ -32,6 +36,10 @@ def enroll(
         if model is None:
             raise SoundtwinError(f"{gallery}: no gallery yet; pass --model MODEL_DIR to create it")
         g = Gallery.create(gallery, model, scoring=scoring, device=device)
+    if embeddings is not None:
+        if clips:
+            raise SoundtwinError("give clips or --embeddings, not both")
+        return _enroll_shards(g, gallery, embeddings, label, far)
     if not clips:
         raise SoundtwinError("nothing to enroll: give a dataset, or --label NAME and clips")
     if label is not None:
@@ -52,6 +60,37 @@ def enroll(
             g.far = far
     added = {lab: len(paths) for lab, paths in groups.items()}
     typer.echo(f"enrolled {sum(added.values())} clip(s) in {len(added)} class(es) into {gallery}; "
+               f"gallery has {len(g.classes)} classes, threshold {g.threshold:.4f} ({g.threshold_rule})")
+
+
+def _enroll_shards(g, gallery: Path, shards: Path, label: Optional[str], far: Optional[float]) -> None:  # type: ignore[no-untyped-def]
+    """Enroll the vectors of Parquet shards, read a shard at a time, under one transaction."""
+    import numpy as np
+
+    from ..bulk import iter_shards, shard_fingerprint
+    from ..gallery import check_label
+
+    fp = shard_fingerprint(shards)
+    if fp != g.verifier.fingerprint:
+        raise SoundtwinError(f"{shards}: embedded by another model (fingerprint {fp}) than the gallery's "
+                             f"({g.verifier.fingerprint}); nothing enrolled")
+    groups: dict[str, tuple[list[np.ndarray], list[str]]] = {}
+    for paths, labels, vec in iter_shards(shards):
+        for k, (p, lab) in enumerate(zip(paths, labels, strict=True)):
+            lab = label if label is not None else lab
+            if not lab:
+                raise SoundtwinError(f"{shards}: {p} has no label; give --label for unlabelled shards")
+            groups.setdefault(lab, ([], []))[0].append(vec[k])
+            groups[lab][1].append(p)
+    for lab in groups:
+        check_label(lab)
+    with g.transaction():
+        for lab, (rows, paths) in groups.items():
+            g.add_embeddings(lab, np.stack(rows), paths)
+        if far is not None:
+            g.far = far
+    n = sum(len(v[1]) for v in groups.values())
+    typer.echo(f"enrolled {n} vector(s) in {len(groups)} class(es) from {shards} into {gallery}; "
                f"gallery has {len(g.classes)} classes, threshold {g.threshold:.4f} ({g.threshold_rule})")
 
 

@@ -133,11 +133,19 @@ def models(as_json: AsJson = False) -> None:
 def embed(
     model: ModelDir,
     inputs: Annotated[list[Path], typer.Argument(help="Clips, folders searched for audio files, or a path,label CSV.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output .npz (arrays: embeddings, paths, labels).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .npz (arrays: embeddings, paths, labels), or a new "
+                                                            "folder for Parquet shards (path, label, vector).")],
     runtime: Runtime = "auto",
     device: Device = "cpu",
+    engine: Annotated[str, typer.Option(help="For Parquet shards: local (this process) or ray (Ray Data actors, "
+                                             "the 'scale' extra).")] = "local",
+    workers: Annotated[int, typer.Option(help="Ray actors, one model each.", min=1)] = 2,
+    chunk: Annotated[int, typer.Option(help="Clips per shard (a unit of work).", min=1)] = 256,
+    threads: Annotated[int, typer.Option(help="Torch threads per process or actor.", min=1)] = 1,
 ) -> None:
-    """Write embeddings of clips to a NumPy .npz file with their paths (and labels, from a CSV).
+    """Write embeddings of clips to a NumPy .npz file with their paths (and labels, from a CSV), or, for a
+    corpus of any size, to Parquet shards in a folder (input: a folder, a CSV or a Parquet manifest), in this
+    process or on Ray (--engine ray); ``enroll --embeddings`` and ``index build`` read the shards.
 
     Unreadable or silent files are skipped with a message and a count, as in training."""
     import io
@@ -148,6 +156,20 @@ def embed(
     from ..io import atomic_write_bytes
     from ..runtime import load_verifier
 
+    if out.suffix.lower() != ".npz":
+        from ..bulk import embed_to_parquet
+
+        if len(inputs) != 1:
+            raise SoundtwinError("Parquet shards: give one input (a folder, a .csv or a .parquet manifest)")
+        r = embed_to_parquet(str(model), inputs[0], out, engine=engine, workers=workers, chunk=chunk,
+                             runtime="torch" if runtime == "auto" else runtime, threads=threads)
+        for msg in r["errors"]:
+            typer.echo(f"skipped: {msg}", err=True)
+        typer.echo(f"wrote {r['written']} embeddings in {r['shards']} shard(s) to {out} ({r['engine']}, "
+                   f"{r['seconds']} s)" + (f"; skipped {r['skipped']} unreadable or silent clip(s)" if r["skipped"] else ""))
+        return
+    if engine != "local":
+        raise SoundtwinError("--engine ray writes Parquet shards: give --out a folder, not a .npz file")
     labels: list[str] = []
     if len(inputs) == 1 and inputs[0].suffix.lower() == ".csv":
         clips = discover(inputs[0])

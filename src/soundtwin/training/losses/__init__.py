@@ -28,6 +28,7 @@ LOSSES: dict[str, LossSpec] = {
     "triplet": LossSpec("triplet"),
     "aam": LossSpec("margin", distance="cosine"),
     "subcenter_aam": LossSpec("margin", distance="cosine"),
+    "supcon": LossSpec("supcon", distance="cosine"),
 }
 
 
