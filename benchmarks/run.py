@@ -293,7 +293,8 @@ def _app_sections() -> list[str]:
                         ("accuracy", "accuracy"), ("median clip s", "median_clip_s"),
                         ("features clips/s", "features_clips_per_s"), ("network clips/s", "network_clips_per_s"),
                         ("clips/s", "clips_per_s")])
-    ft = [r for name in ("finetune_results.json", "finetune_voice_results.json", "finetune_voicehead_results.json") if (HERE / name).is_file()
+    ft = [r for name in ("finetune_results.json", "finetune_voice_results.json", "finetune_voicehead_results.json",
+                         "finetune_sound_results.json") if (HERE / name).is_file()
           for r in json.loads((HERE / name).read_text())]
     if ft:
         lines += _section("Fine-tuning a built-in model",
@@ -310,16 +311,39 @@ def _app_sections() -> list[str]:
     lines += _calibration_sections()
     f = HERE / "pretrain_results.json"
     if f.is_file():
-        rows = [{"settings": " ".join(r["settings"]) or "default", "clips": r["clips"], "packages": r["groups"],
-                 "pretrain s": r["pretrain_seconds"], **r["zero_shot_eer"]} for r in json.loads(f.read_text())]
-        protos = [p for p in PUBLIC + own_protocols() if rows and p in rows[0]]
-        lines += _section("Pretraining a general-sound encoder (issue 16, first experiments)",
-                  "`python scripts/fetch_sounds.py --out DIR` then `python benchmarks/pretrain.py --manifest "
-                  "DIR/manifest.csv [--set ...]`: the default preset trained with two views of every clip (each "
-                  "clip its own class; whole source packages held out), then each protocol's trials with no "
-                  "training on them (EER). Not shipped: see RESULTS notes.",
-                  rows, [("settings", "settings"), ("clips", "clips"), ("packages", "packages"),
-                         ("pretrain s", "pretrain s")] + [(p, p) for p in protos])
+        allrows = json.loads(f.read_text())
+        protos = PUBLIC + own_protocols()
+
+        def few(r: dict, k: str) -> str:
+            x = r.get("fewshot", {}).get(k)
+            return f"{x['accuracy']:.3f} ± {x['ci95']:.3f}" if x else "-"
+
+        models = [{"model": r["model"], **r["zero_shot_eer"], "5w1s": few(r, "5-way 1-shot"),
+                   "5w5s": few(r, "5-way 5-shot")} for r in allrows if "model" in r]
+        if models:
+            lines += _section("General-sound encoder: every model with no training on the protocol",
+                      "`python benchmarks/pretrain.py --model M`: zero-shot EER on each protocol's trials, and 5-way "
+                      "1-shot / 5-shot accuracy (2,000 episodes, 95 % CI) on heldout-sounds' test classes (MegaGlest "
+                      "effects: no model here trained on that package). `mfcc` = mean and std of 20 MFCCs (the "
+                      "benchmarks README's untrained reference); `sound` = our own encoder, shipped "
+                      "(src/soundtwin/pretrained/sound/MODEL_CARD.md).",
+                      models, [("model", "model")] + [(p, p) for p in protos if p in models[0]]
+                      + [("5-way 1-shot", "5w1s"), ("5-way 5-shot", "5w5s")])
+        runs = [{"run": " ".join([r.get("preset", "default"), *r["settings"]]
+                                 + ([f"--labels {r['labels']}"] if r.get("labels") else [])),
+                 "clips": r["clips"], "packages": r["groups"], "hours": r.get("hours", "-"),
+                 "pretrain s": r["pretrain_seconds"], "threads": r.get("threads", 2), **r["zero_shot_eer"],
+                 "5w1s": few(r, "5-way 1-shot")} for r in allrows if "settings" in r]
+        if runs:
+            lines += _section("Pretraining runs of the general-sound encoder (issue 16)",
+                      "`python benchmarks/pretrain.py --manifest benchmarks/work/sounds/manifest.csv [--preset P] "
+                      "[--labels kind] [--set ...]` on CPU (2 cores; `threads` = torch threads of the run, two runs "
+                      "side by side had 1 each): two views of every clip (with `--labels kind`, the takes of one "
+                      "effect share a class), whole source packages held out; then every protocol with no training "
+                      "on it (EER). The first two rows are the first recipe (1,360 clips, 9 packages).",
+                      runs, [("run", "run"), ("clips", "clips"), ("packages", "packages"), ("hours", "hours"),
+                             ("pretrain s", "pretrain s"), ("threads", "threads")]
+                      + [(p, p) for p in protos] + [("5-way 1-shot", "5w1s")])
     f = HERE / "features_results.json"
     if f.is_file():
         lines += _section("Feature extraction speed",
@@ -398,6 +422,52 @@ def _app_sections() -> list[str]:
                               json.loads(f.read_text()), [("index", "index"), ("n", "n"), ("build s", "build_s"),
                         ("index MB", "index_mb"), ("query ms (single)", "query_ms_single"),
                         ("query ms (batched)", "query_ms_batched"), ("recall@5", "recall_at_5")])
+    lines += _scale_sections()
+    return lines
+
+
+def _scale_sections() -> list[str]:
+    """Issue #17: several processes, bulk embedding, compressed indexes."""
+    lines: list[str] = []
+    f = HERE / "index_pq_results.json"
+    if f.is_file():
+        lines += _section("Galleries beyond memory: IVF-PQ built chunk by chunk",
+                  "`python benchmarks/index_bench.py --pq --n N`: N synthetic unit vectors (128-d, as above) "
+                  "generated, added and dropped 500,000 at a time (never held whole); queries one at a time; "
+                  "recall@5 against exact top-5 found by streaming the same chunks (each class has ~500 near-tied "
+                  "vectors at 10M, so the exact top 5 are a hard target); top-1 class = the nearest vector is of the "
+                  "query's class (exact search: the last column); index MB = what the index holds (codes, ids, "
+                  "centroids, codebooks); peak RSS = the whole benchmark process, exact pass included.",
+                  json.loads(f.read_text()), [("index", "index"), ("n", "n"), ("build s", "build_s"),
+                                              ("index MB", "index_mb"), ("peak RSS MB", "peak_rss_mb"),
+                                              ("query ms (single)", "query_ms_single"), ("recall@5", "recall_at_5"),
+                                              ("top-1 class", "top1_class"), ("exact top-1 class", "exact_top1_class")])
+    f = HERE / "bulk_results.json"
+    if f.is_file():
+        lines += _section("Bulk embedding to Parquet shards, and enrolling them",
+                  "`python benchmarks/bulk_bench.py`: 1-s synthetic clips, the `sound` built-in, 2 CPU cores; "
+                  "one process with 2 torch threads against Ray Data with 2 actors of 1 thread (Ray's start-up "
+                  "included, and after it); then the whole corpus to shards and into a gallery, each step a "
+                  "subprocess whose peak RSS the kernel reports.",
+                  json.loads(f.read_text()), [("what", "what"), ("clips/s", "clips_per_s"),
+                                              ("clips/s after start-up", "clips_per_s_after_startup"),
+                                              ("vs one process", "vs_one_process"), ("wall s", "wall_s"),
+                                              ("peak RSS MB", "peak_rss_mb")])
+    f = HERE / "distributed_results.json"
+    if f.is_file():
+        d = json.loads(f.read_text())
+        lines += _section("Training on several processes (torchrun, gloo)",
+                  "`python benchmarks/distributed_bench.py`: the default preset on 384 synthetic 1-2 s clips, "
+                  "global batch 64, median epoch after the first; one process with 2 threads against 2 processes "
+                  "of 1 thread on the same 2 cores. Communication per step measured alone over gloo (2 processes): "
+                  f"the all-reduce of the encoder's {d['comm']['params']:,} gradients "
+                  f"{d['comm']['allreduce_grad_ms']} ms and the gather of a batch's embeddings "
+                  f"{d['comm']['gather_embeddings_ms']} ms, {100 * d['comm']['comm_share_of_epoch']:.1f} % of an "
+                  "epoch of the 2-process run.",
+                  d["runs"], [("processes", "processes"), ("threads each", "threads_each"), ("epochs", "epochs"),
+                              ("median epoch s", "epoch_s_median"), ("throughput vs 1 process",
+                                                                     "throughput_vs_one_process"),
+                              ("wall s", "wall_s")])
     return lines
 
 

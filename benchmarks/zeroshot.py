@@ -2,6 +2,7 @@
 MFCC reference, and embedding speed (decode + features apart from the network).
 
     python benchmarks/zeroshot.py            # writes benchmarks/zeroshot_results.json; run.py --render shows it
+    python benchmarks/zeroshot.py sound      # only these built-ins (the others' rows are kept)
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ def main() -> int:
     f = HERE / "baseline_results.json"
     if f.is_file():
         base = {r["protocol"]: r["eer"] for r in json.loads(f.read_text())}
-    rows = []
-    for name in BUILTINS:
+    names = sys.argv[1:] or list(BUILTINS)
+    out = HERE / "zeroshot_results.json"
+    rows = [r for r in json.loads(out.read_text()) if r["model"] not in names] if out.is_file() else []
+    for name in names:
         for protocol in PUBLIC + own_protocols():
             v = load_builtin(name, cache_dir=False)
             trials = read_trials(protocol_dir(protocol) / "trials.txt")
@@ -50,7 +53,7 @@ def main() -> int:
                          "network_clips_per_s": round(len(uniq) / (t2 - t1), 1),
                          "clips_per_s": round(len(uniq) / (t2 - t0), 1)})
             print(json.dumps(rows[-1]))
-    atomic_write_text(HERE / "zeroshot_results.json", json.dumps(rows, indent=1) + "\n")
+    atomic_write_text(out, json.dumps(rows, indent=1) + "\n")
     return 0
 
 

@@ -39,12 +39,12 @@ from soundtwin.io import atomic_write_text
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SOUNDTWIN_SHARED", ROOT.parent / "shared"))
 AUDIO = (".wav", ".ogg", ".oga", ".flac", ".mp3")
-#: Debian (bookworm) packages carrying sound effects and desktop sounds (installed sizes 0.5-240 MB); music
-#: tracks are dropped by length.
-PACKAGES = ("sound-theme-freedesktop", "oxygen-sounds", "frozen-bubble-data", "pingus-data", "openttd-opensfx",
-            "extremetuxracer-data", "lincity-ng-data", "neverball-data", "xmoto-data", "hedgewars-data",
-            "wesnoth-1.16-data", "supertux-data", "warzone2100-data", "tuxpaint-stamps-default", "widelands-data",
-            "warmux-data", "openarena-data", "freedroidrpg-data")
+#: Debian (bookworm) packages carrying sound effects and desktop sounds (installed sizes 0.5-450 MB); music
+#: tracks are dropped by length. (openttd-opensfx, neverball-data and xmoto-data were tried: their sounds are in
+#: formats libsndfile does not read, or are music.)
+PACKAGES = ("sound-theme-freedesktop", "oxygen-sounds", "frozen-bubble-data", "pingus-data", "extremetuxracer-data",
+            "lincity-ng-data", "hedgewars-data", "wesnoth-1.16-data", "supertux-data", "warzone2100-data",
+            "tuxpaint-stamps-default", "widelands-data", "warmux-data", "openarena-data", "freedroidrpg-data")
 #: files of a package left out: tuxpaint's stamp names and descriptions read aloud in 40 languages (its
 #: stamps' own sounds, animals and things, are kept)
 SKIP = {"tuxpaint-stamps-default": re.compile(r"(_desc[^/]*|_[a-z]{2}(_[a-zA-Z]{2,4})?)\.ogg$")}

@@ -143,3 +143,15 @@ def test_ivfpq_builds_from_chunks_without_the_whole_matrix():
     assert len(ix) == 4000 and ix.memory_bytes() < x.nbytes / 2
     _, ids = ix.search(x[:100], 10)
     assert np.mean([i in row for i, row in enumerate(ids)]) >= 0.8
+
+
+def test_too_few_vectors_for_ivfpq_is_a_clear_error_and_writes_nothing(tmp_path):
+    from soundtwin.errors import SoundtwinError
+
+    (tmp_path / "s").mkdir()
+    x = np.eye(8, 64, dtype=np.float32)
+    write_shard(tmp_path / "s" / "part-00000.parquet", shard_table([f"{i}.wav" for i in range(8)], ["a"] * 8, x),
+                fingerprint="fp")
+    with pytest.raises(SoundtwinError, match="use --kind ivf"):
+        build(tmp_path / "s", tmp_path / "ix", kind="ivfpq", m=16)
+    assert not (tmp_path / "ix").exists() and build(tmp_path / "s", tmp_path / "ix")["n"] == 8

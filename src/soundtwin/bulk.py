@@ -105,10 +105,10 @@ def _out_dir(out: Path) -> Path:
 
 def embed_to_parquet(model: str | os.PathLike[str], source: str | os.PathLike[str], out: str | os.PathLike[str], *,
                      engine: str = "local", workers: int = 2, chunk: int = 256, runtime: str = "torch",
-                     threads: int = 1) -> dict[str, Any]:
+                     threads: int = 1, device: str = "cpu") -> dict[str, Any]:
     """Embed every clip of ``source`` with ``model`` into Parquet shards under ``out`` (a new or empty folder).
-    ``engine="ray"``: ``workers`` Ray actors, one model each, ``threads`` torch threads each. Returns a summary
-    (clips written, skipped, shards, seconds)."""
+    ``engine="ray"``: ``workers`` Ray actors, one model each, ``threads`` torch threads each (and one GPU each
+    with ``device="cuda"``). Returns a summary (clips written, skipped, shards, seconds)."""
     require_extra("scale", "Parquet shards", "pyarrow")
     import time
 
@@ -122,31 +122,33 @@ def embed_to_parquet(model: str | os.PathLike[str], source: str | os.PathLike[st
         import torch
 
         torch.set_num_threads(threads)
-        v = load_verifier(model, runtime)
+        v = load_verifier(model, runtime, device=device)
         written, skipped = 0, []
         for k, s in enumerate(starts):
             table, errors = embed_chunk(v, paths[s:s + chunk], labels[s:s + chunk])
             write_shard(out_dir / SHARD.format(k), table, fingerprint=v.fingerprint, model=str(model))
             written, skipped = written + table.num_rows, skipped + errors
     elif engine == "ray":
-        written, skipped = _ray(model, paths, labels, starts, chunk, out_dir, workers, runtime, threads)
+        written, skipped, startup = _ray(model, paths, labels, starts, chunk, out_dir, workers, runtime, threads,
+                                         device)
     else:
         raise SoundtwinError(f"engine must be local or ray, got {engine!r}")
     return {"clips": len(paths), "written": written, "skipped": len(skipped), "errors": skipped[:20],
             "shards": len(starts), "seconds": round(time.perf_counter() - t0, 2), "engine": engine,
-            "workers": workers if engine == "ray" else 1, "out": str(out_dir)}
+            "startup_seconds": round(startup, 2) if engine == "ray" else 0.0,
+            "workers": workers if engine == "ray" else 1, "device": device, "out": str(out_dir)}
 
 
 class _RayEmbedder:
     """A Ray actor: loads the model once, then embeds chunk after chunk and writes each chunk's shard."""
 
-    def __init__(self, model: str, runtime: str, threads: int, out_dir: str) -> None:
+    def __init__(self, model: str, runtime: str, threads: int, out_dir: str, device: str = "cpu") -> None:
         import torch
 
         from .runtime import load_verifier
 
         torch.set_num_threads(threads)
-        self.v = load_verifier(model, runtime)
+        self.v = load_verifier(model, runtime, device=device)
         self.model = model
         self.out_dir = Path(out_dir)
 
@@ -162,10 +164,15 @@ class _RayEmbedder:
 
 
 def _ray(model: str | os.PathLike[str], paths: list[str], labels: list[str], starts: list[int], chunk: int,
-         out_dir: Path, workers: int, runtime: str, threads: int) -> tuple[int, list[str]]:
+         out_dir: Path, workers: int, runtime: str, threads: int, device: str = "cpu"
+         ) -> tuple[int, list[str], float]:
+    """(clips written, messages of clips skipped, seconds to start the local Ray instance)."""
     require_extra("scale", "bulk embedding on Ray", "ray")
+    import time
+
     import ray
 
+    t0 = time.perf_counter()
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False,
@@ -175,17 +182,19 @@ def _ray(model: str | os.PathLike[str], paths: list[str], labels: list[str], sta
     logging.getLogger("ray").setLevel(logging.WARNING)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
+    startup = time.perf_counter() - t0
     try:
         items = [{"k": k, "start": s, "n": len(paths[s:s + chunk]), "paths": paths[s:s + chunk],
                   "labels": labels[s:s + chunk]} for k, s in enumerate(starts)]
         ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), workers * 4)))
-        res = ds.map_batches(_RayEmbedder, fn_constructor_args=(str(model), runtime, threads, str(out_dir)),
-                             batch_size=1, concurrency=workers, num_cpus=threads, batch_format="numpy")
+        res = ds.map_batches(_RayEmbedder, fn_constructor_args=(str(model), runtime, threads, str(out_dir), device),
+                             batch_size=1, concurrency=workers, num_cpus=threads, batch_format="numpy",
+                             **({"num_gpus": 1} if device.startswith("cuda") else {}))
         written, errors = 0, []
         for row in res.iter_rows():
             written += int(row["written"])
             errors += [e for e in str(row["errors"]).split("\n") if e]
-        return written, errors
+        return written, errors, startup
     finally:
         if started:
             ray.shutdown()

@@ -225,6 +225,14 @@ class ExperimentConfig:
 
 PRESETS: dict[str, ExperimentConfig] = {
     "default": ExperimentConfig(),
+    # what pretrained the `sound` built-in (benchmarks/pretrain.py --preset sound --labels kind): the default
+    # network with a contrastive loss over every clip of the batch and stronger augmentation (mixing, warping,
+    # stretching), for clips that are each their own class or one of a few takes (src/soundtwin/pretrained/sound)
+    "sound": ExperimentConfig(
+        preset="sound",
+        loss=LossConfig(name="supcon", scale=10.0),
+        augment=AugmentConfig(enabled=True, mix_prob=0.5, freq_warp=0.1, time_stretch=0.15),
+    ),
     "tutorial": ExperimentConfig(
         preset="tutorial",
         features=FeatureConfig(kind="tutorial", sample_rate=22050, n_fft=2048, win_length=2048,

@@ -67,6 +67,9 @@ def build(shards: str | os.PathLike[str], out: str | os.PathLike[str], *, kind: 
     else:
         if d % m:
             raise SoundtwinError(f"ivfpq: the vectors' dimension {d} must be a multiple of m={m}")
+        if len(sample) < 256 * 8:
+            raise SoundtwinError(f"ivfpq trains 256 codes per sub-vector: it needs thousands of vectors, the shards "
+                                 f"hold {n}; use --kind ivf (or exact search: a gallery) for so few")
         index = faiss.IndexIVFPQ(quantizer, d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
         per_vector = m + 8
     index.train(np.ascontiguousarray(sample, dtype=np.float32))

@@ -161,12 +161,15 @@ def embed(
 
         if len(inputs) != 1:
             raise SoundtwinError("Parquet shards: give one input (a folder, a .csv or a .parquet manifest)")
+        if out.suffix.lower() == ".parquet":
+            raise SoundtwinError(f"--out {out}: shards go into a folder (one file per chunk); give a folder name")
         r = embed_to_parquet(str(model), inputs[0], out, engine=engine, workers=workers, chunk=chunk,
-                             runtime="torch" if runtime == "auto" else runtime, threads=threads)
+                             runtime="torch" if runtime == "auto" else runtime, threads=threads, device=str(device))
         for msg in r["errors"]:
             typer.echo(f"skipped: {msg}", err=True)
         typer.echo(f"wrote {r['written']} embeddings in {r['shards']} shard(s) to {out} ({r['engine']}, "
-                   f"{r['seconds']} s)" + (f"; skipped {r['skipped']} unreadable or silent clip(s)" if r["skipped"] else ""))
+                   f"{r['seconds']} s" + (f", of which {r['startup_seconds']} s starting Ray)" if r["startup_seconds"]
+                                          else ")") + (f"; skipped {r['skipped']} unreadable or silent clip(s)" if r["skipped"] else ""))
         return
     if engine != "local":
         raise SoundtwinError("--engine ray writes Parquet shards: give --out a folder, not a .npz file")

@@ -16,7 +16,7 @@ from .common import Cache, Device, NoCache, cache_arg, command, warn
 def train(
     data: Annotated[Path, typer.Argument(help="Folder with one sub-folder per class, or a path,label CSV.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
-    preset: Annotated[Optional[str], typer.Option(help="tutorial or default.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="default, tutorial, or sound (self-supervised pretraining).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML config file.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override, e.g. --set train.epochs=5.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
@@ -38,8 +38,18 @@ def train(
 
     from tqdm import tqdm
 
-    if nproc > 1 and int(os.environ.get("WORLD_SIZE", 1)) == 1:
-        raise typer.Exit(_torchrun(nproc))
+    if nproc > 1 and int(os.environ.get("WORLD_SIZE", 1)) == 1:  # this command again, on nproc processes
+        args = ["train", str(data), "--out", str(out), "--device", device,
+                *(["--preset", preset] if preset else []), *(["--config", str(config)] if config else []),
+                *sum((["--set", x] for x in set_ or []), []), *(["--resume"] if resume else []),
+                *(["--from", from_] if from_ else []), *(["--overwrite"] if overwrite else []),
+                *([] if export else ["--no-export"]), *(["--plot", str(plot)] if plot else []),
+                *(["--quiet"] if quiet else []), *(["--cache", str(cache)] if cache else []),
+                *(["--no-cache"] if no_cache else [])]
+        code = _torchrun(nproc, args)
+        if code:
+            raise SoundtwinError(f"training on {nproc} processes failed (torchrun exit code {code}; see above)")
+        return
     rank = int(os.environ.get("RANK", 0))
     quiet = quiet or rank != 0
 
@@ -131,18 +141,10 @@ def train(
         _export_for_fast_start(v, out)
 
 
-def _torchrun(nproc: int) -> int:
-    """Run this very command on ``nproc`` processes under torchrun (on this machine); its exit code."""
+def _torchrun(nproc: int, args: list[str]) -> int:
+    """``soundtwin ARGS`` on ``nproc`` processes under torchrun (on this machine); its exit code."""
     import subprocess
 
-    args, skip = [], False
-    for a in sys.argv[1:]:
-        if skip:
-            skip = False
-        elif a == "--nproc":
-            skip = True
-        elif not a.startswith("--nproc="):
-            args.append(a)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "soundtwin", *args]
     typer.echo(f"training on {nproc} processes: torchrun --standalone --nproc-per-node={nproc} -m soundtwin "

@@ -57,7 +57,7 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
             "speech"),
     Builtin("sound", "what kind of sound: the same animal, machine, effect or event or not (general sounds, "
             "non-speech)", "soundtwin's own TDNN over 64 log-mel bands (128-d), pretrained self-supervised on 2,617 "
-            "clips (1.2 h) of sound effects from 18 Debian packages; card: soundtwin/pretrained/sound/MODEL_CARD.md",
+            "clips (1.2 h) of sound effects from 15 Debian packages; card: soundtwin/pretrained/sound/MODEL_CARD.md",
             "MIT (weights); recordings GPL-2+, CC-BY-SA-3.0, CC0 and others (model card)", "soundtwin", "soundtwin",
             "pretrained/sound/model.safetensors", "sound"),
 )}
