@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .bulk import iter_shards, shard_fingerprint
+from .bulk import iter_shards, shard_files, shard_fingerprint
 from .errors import DatasetError, SoundtwinError, require_extra
+from .index import IVFPQIndex
 from .io import atomic_write_text
 
 KINDS = ("ivf", "ivfpq")
@@ -50,8 +51,7 @@ def build(shards: str | os.PathLike[str], out: str | os.PathLike[str], *, kind: 
     if out.exists():
         raise SoundtwinError(f"{out}: exists; give a new folder for the index (nothing there was changed)")
     fingerprint = shard_fingerprint(shards)
-    n = sum(pq.read_metadata(f).num_rows for f in sorted(Path(shards).glob("*.parquet"))) if Path(shards).is_dir() \
-        else pq.read_metadata(shards).num_rows
+    n = sum(pq.read_metadata(f).num_rows for f in shard_files(shards))
     if n == 0:
         raise DatasetError(f"{shards}: no vectors")
     # 4 sqrt(n) cells, each trained on 39 points at least (faiss's floor)
@@ -60,18 +60,18 @@ def build(shards: str | os.PathLike[str], out: str | os.PathLike[str], *, kind: 
     d = sample.shape[1]
     if len(sample) < nlist:
         raise SoundtwinError(f"nlist={nlist} cells need at least as many vectors; the shards hold {len(sample)}")
-    quantizer = faiss.IndexFlatIP(d)
     if kind == "ivf":
+        quantizer = faiss.IndexFlatIP(d)
         index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-        per_vector = 4 * d + 8
     else:
-        if d % m:
-            raise SoundtwinError(f"ivfpq: the vectors' dimension {d} must be a multiple of m={m}")
         if len(sample) < 256 * 8:
             raise SoundtwinError(f"ivfpq trains 256 codes per sub-vector: it needs thousands of vectors, the shards "
                                  f"hold {n}; use --kind ivf (or exact search: a gallery) for so few")
-        index = faiss.IndexIVFPQ(quantizer, d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
-        per_vector = m + 8
+        try:
+            pq_index = IVFPQIndex(d, nlist=nlist, m=m)
+        except ValueError as exc:
+            raise SoundtwinError(str(exc)) from None
+        index = pq_index.index
     index.train(np.ascontiguousarray(sample, dtype=np.float32))
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent if out.parent.exists() else None))
     try:
@@ -86,8 +86,8 @@ def build(shards: str | os.PathLike[str], out: str | os.PathLike[str], *, kind: 
         faiss.write_index(index, str(tmp / "index.faiss"))
         info = {"kind": kind, "n": int(index.ntotal), "dim": d, "nlist": nlist, "m": m if kind == "ivfpq" else None,
                 "nprobe": nprobe or min(nlist, 64 if kind == "ivfpq" else 256), "fingerprint": fingerprint,
-                "memory_bytes": int(index.ntotal) * per_vector + nlist * d * 4
-                + (m * 256 * (d // m) * 4 if kind == "ivfpq" else 0),
+                "memory_bytes": pq_index.memory_bytes() if kind == "ivfpq" else
+                int(index.ntotal) * (4 * d + 8) + nlist * d * 4,
                 "file_bytes": (tmp / "index.faiss").stat().st_size, "shards": str(shards)}
         atomic_write_text(tmp / "index.json", json.dumps(info, indent=1) + "\n")
         out.parent.mkdir(parents=True, exist_ok=True)
