@@ -50,11 +50,18 @@ def read_inputs(source: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
         paths = [str(p) for p in t.column("path").to_pylist()]
         labels = [str(x or "") for x in t.column("label").to_pylist()] if "label" in t.column_names else [""] * len(paths)
     elif src.suffix.lower() == ".csv":
-        with open(src, newline="", encoding="utf-8") as fh:
+        with open(src, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), [])
+        if "label" in [c.strip() for c in header]:  # a labelled manifest: the one reader training uses
+            from .data import read_manifest
+
+            clips = read_manifest(src)
+            return [str(c.path) for c in clips], [c.label for c in clips]
+        with open(src, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.DictReader(fh))
         if not rows or "path" not in rows[0]:
             raise DatasetError(f"{src}: a CSV manifest needs a 'path' column")
-        paths, labels = [r["path"] for r in rows], [r.get("label") or "" for r in rows]
+        paths, labels = [r["path"] for r in rows], [""] * len(rows)
     else:
         raise DatasetError(f"{src}: expected a folder, a .csv or a .parquet manifest")
     paths = [p if Path(p).is_absolute() else str(src.parent / p) for p in paths]
@@ -154,9 +161,8 @@ class _RayEmbedder:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         written, errors = [], []
-        for k, s, n, paths, labels in zip(batch["k"], batch["start"], batch["n"], batch["paths"], batch["labels"],
-                                         strict=True):
-            table, errs = embed_chunk(self.v, list(paths)[:n], list(labels)[:n])
+        for k, paths, labels in zip(batch["k"], batch["paths"], batch["labels"], strict=True):
+            table, errs = embed_chunk(self.v, list(paths), list(labels))
             write_shard(self.out_dir / SHARD.format(int(k)), table, fingerprint=self.v.fingerprint, model=self.model)
             written.append(table.num_rows)
             errors.append("\n".join(errs))
@@ -184,8 +190,7 @@ def _ray(model: str | os.PathLike[str], paths: list[str], labels: list[str], sta
     ctx.enable_progress_bars = False
     startup = time.perf_counter() - t0
     try:
-        items = [{"k": k, "start": s, "n": len(paths[s:s + chunk]), "paths": paths[s:s + chunk],
-                  "labels": labels[s:s + chunk]} for k, s in enumerate(starts)]
+        items = [{"k": k, "paths": paths[s:s + chunk], "labels": labels[s:s + chunk]} for k, s in enumerate(starts)]
         ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), workers * 4)))
         res = ds.map_batches(_RayEmbedder, fn_constructor_args=(str(model), runtime, threads, str(out_dir), device),
                              batch_size=1, concurrency=workers, num_cpus=threads, batch_format="numpy",

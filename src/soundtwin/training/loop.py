@@ -399,6 +399,16 @@ def _is_complete(out_dir: Path) -> bool:
         return False
 
 
+def _split(cfg: ExperimentConfig, data: str | os.PathLike[str], labels: np.ndarray,
+           groups: list[str | None] | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """The part held out to validate and calibrate on (:func:`soundtwin.data.validation_split`), errors naming
+    the data."""
+    try:
+        return validation_split(labels, cfg.train.val_fraction, cfg.train.seed, groups, cfg.train.calibrate_on)
+    except DatasetError as exc:
+        raise DatasetError(f"{data}: {exc}") from None
+
+
 #: meta.json's ``heldout``: what the part that set the threshold and the probabilities held out.
 HELDOUT_HOW = {"clips": "held-out clips of the training classes",
                "classes": "whole classes held out from training",
@@ -429,12 +439,7 @@ class _Run:
         if len(classes) < 2:
             raise DatasetError(f"{data}: training needs at least two classes, found {classes}")
         groups = [c.group for c in clips]
-        try:
-            train_all, held_all, how = validation_split(labels, cfg.train.val_fraction, cfg.train.seed,
-                                                        groups if any(g is not None for g in groups) else None,
-                                                        cfg.train.calibrate_on)
-        except DatasetError as exc:
-            raise DatasetError(f"{data}: {exc}") from None
+        train_all, held_all, how = _split(cfg, data, labels, groups if any(g is not None for g in groups) else None)
         mine = np.sort(train_all)[rank::n_proc]
         need = np.sort(np.concatenate([mine, held_all])) if rank == 0 else mine
         lf = load_labelled(data, extractor, on_clip, on_clips_total, only=need, classes=classes)
@@ -478,11 +483,7 @@ class _Run:
             raise DatasetError(f"{data}: not the dataset {out_dir} was trained on ({saved_meta.get('data')}); "
                                f"--resume continues on the same clips (train into a new --out for new data)")
         if n_proc == 1:
-            try:
-                train_idx, held_idx, held_how = validation_split(lf.labels, cfg.train.val_fraction, cfg.train.seed,
-                                                                 lf.groups, cfg.train.calibrate_on)
-            except DatasetError as exc:
-                raise DatasetError(f"{data}: {exc}") from None
+            train_idx, held_idx, held_how = _split(cfg, data, lf.labels, lf.groups)
             n_train = len(train_idx)
         tr = Trainer(cfg, lf, train_idx, held_idx, device=self.device, distributed=n_proc > 1)
         if self.init is not None and self.init[2]:  # fine-tuning: the source's weights (a new head's stay new)
@@ -531,8 +532,11 @@ class _Run:
             for epoch in range(start_epoch, cfg.train.epochs):
                 te = time.perf_counter()
                 loss = tr.run_epoch(epoch, on_step)
-                scores, labels = tr.heldout_scores(cfg.train.seed) if rank == 0 else (np.ones(2), np.array([1, 0]))
-                e, thr = compute_eer(scores, labels)
+                if rank == 0:
+                    scores, labels = tr.heldout_scores(cfg.train.seed)
+                    e, thr = compute_eer(scores, labels)
+                else:  # (only rank 0 holds the held-out part)
+                    scores, labels, e, thr = np.zeros(0), np.zeros(0), float("nan"), float("nan")
                 history.append(EpochStats(epoch + 1, cfg.train.epochs, loss, e, thr, tr.last_lr,
                                           round(time.perf_counter() - te, 2)))
                 save(epoch + 1, False, (scores, labels))
