@@ -15,8 +15,8 @@ def test_tdnn_ignores_padding_and_accepts_any_length():
         a = enc(x, torch.tensor([37]))
         b = enc(padded, torch.tensor([37]))
         c = enc(torch.randn(1, 16, 3))
-    # padding changes only conv edge effects at the end: pooled statistics stay close
-    assert torch.allclose(a, b, atol=0.15 * a.abs().max())
+    # a padded clip embeds exactly as it does alone: what is batched with it does not matter
+    assert torch.allclose(a, b, atol=1e-5)
     assert c.shape == (1, 8)
 
 
@@ -44,7 +44,7 @@ def test_strided_dilated_tdnn_handles_short_and_padded_clips():
         a = enc(x, torch.tensor([41]))
         b = enc(torch.cat([x, torch.zeros(1, 16, 30)], -1), torch.tensor([41]))
         c = enc(torch.randn(2, 16, 3), torch.tensor([3, 1]))
-    assert torch.allclose(a, b, atol=0.15 * a.abs().max()) and c.shape == (2, 8) and torch.isfinite(c).all()
+    assert torch.allclose(a, b, atol=1e-5) and c.shape == (2, 8) and torch.isfinite(c).all()
 
 
 def test_ensemble_embedding_averages_member_cosines():

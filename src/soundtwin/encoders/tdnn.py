@@ -44,9 +44,13 @@ class TDNNEncoder(nn.Module):
         if self.stride > 1:
             lengths = torch.div(lengths + self.stride - 1, self.stride, rounding_mode="floor")
             mask = length_mask(lengths, h1.shape[-1])
-        h2 = self.block2(h1) + h1
-        h3 = self.block3(h2) + h2
-        h4 = self.block4(h3) + h3
+        # every block's output is zeroed past a clip's end, as a clip embedded alone sees the convolutions' zero
+        # padding there: a clip's embedding does not depend on the longer clips batched with it
+        mt = mask.to(h1.dtype)
+        h1 = h1 * mt
+        h2 = (self.block2(h1) + h1) * mt
+        h3 = (self.block3(h2) + h2) * mt
+        h4 = (self.block4(h3) + h3) * mt
         h = self.aggregate(torch.cat([h2, h3, h4], dim=1))
         pooled = self.pool(h, mask)
         if self.spectral_shape:  # the long-term spectrum without its level: a gain-free timbre cue
