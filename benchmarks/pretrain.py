@@ -111,8 +111,8 @@ def main() -> int:
                 shutil.copytree(Path(work) / "m", args.keep, dirs_exist_ok=False)
             v = load_verifier(Path(work) / "m", "torch", cache_dir=CACHE)
             got = measure(lambda paths: v.embed(paths))
-        row = {"preset": args.preset, "settings": args.overrides, "data": args.manifest.parent.name,
-               "clips": len(clips), "groups": len({c.group for c in clips}), "hours": round(_hours(args.manifest), 3),
+        row = {"preset": args.preset, "settings": args.overrides, "clips": len(clips),
+               "groups": len({c.group for c in clips}), "hours": round(_hours(args.manifest), 3),
                "pretrain_seconds": round(seconds, 1), "threads": args.threads, "machine": "CPU, 2 cores",
                "heldout_eer": v.meta.get("heldout_eer"), **got}
         if args.labels != "clip":
@@ -129,8 +129,7 @@ def main() -> int:
 def _key(row: dict) -> tuple:
     if "model" in row:
         return ("model", row["model"])
-    return ("settings", [row.get("preset", "default"), *row["settings"], row.get("labels", "clip"),
-                         row.get("data", "sounds")])
+    return ("settings", [row.get("preset", "default"), *row["settings"], row.get("labels", "clip"), row["clips"]])
 
 
 def _relabel(manifest: Path, out: Path) -> Path:

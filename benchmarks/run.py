@@ -331,8 +331,7 @@ def _app_sections() -> list[str]:
                       + [("5-way 1-shot", "5w1s"), ("5-way 5-shot", "5w5s")])
         runs = [{"run": " ".join([r.get("preset", "default"), *r["settings"]]
                                  + ([f"--labels {r['labels']}"] if r.get("labels") else [])),
-                 "data": r.get("data", "sounds"), "clips": r["clips"], "packages": r["groups"],
-                 "hours": r.get("hours", "-"),
+                 "clips": r["clips"], "packages": r["groups"], "hours": r.get("hours", "-"),
                  "pretrain s": r["pretrain_seconds"], "threads": r.get("threads", 2), **r["zero_shot_eer"],
                  "5w1s": few(r, "5-way 1-shot")} for r in allrows if "settings" in r]
         if runs:
@@ -342,8 +341,7 @@ def _app_sections() -> list[str]:
                       "side by side had 1 each): two views of every clip (with `--labels kind`, the takes of one "
                       "effect share a class), whole source packages held out; then every protocol with no training "
                       "on it (EER). The first two rows are the first recipe (1,360 clips, 9 packages).",
-                      runs, [("run", "run"), ("data", "data"), ("clips", "clips"), ("packages", "packages"),
-                             ("hours", "hours"),
+                      runs, [("run", "run"), ("clips", "clips"), ("packages", "packages"), ("hours", "hours"),
                              ("pretrain s", "pretrain s"), ("threads", "threads")]
                       + [(p, p) for p in protos] + [("5-way 1-shot", "5w1s")])
     f = HERE / "features_results.json"

@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from soundtwin.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,8 +68,11 @@ def card() -> None:
     results = json.loads((ROOT / "benchmarks" / "pretrain_results.json").read_text())
     shipped = next((r for r in results if r.get("model") == "sound"), None)
     runs = [r for r in results if "settings" in r]
-    pre = next((r for r in runs if r.get("preset") == "sound" and not r["settings"]), None) or \
-        next((r for r in runs if r["zero_shot_eer"] == (shipped or {}).get("zero_shot_eer")), None)
+    n_clips = sum(v["clips"] for v in sources.values())
+    seeds = sorted((r for r in runs if r.get("preset") == "sound" and r.get("labels") == "kind"
+                    and r["clips"] == n_clips and all(x.startswith("train.seed=") for x in r["settings"])),
+                   key=lambda r: _seed(r["settings"]))
+    pre = next((r for r in seeds if _seed(r["settings"]) == cfg["train"]["seed"]), None)
     kept = {k: v for k, v in sorted(sources.items()) if v["clips"]}
     data = [["package (Debian 12)", "version", "licences in its copyright file", "clips", "hours"]] + [
         [k, v["version"].replace("%3a", ":"), ", ".join(v["licences"]), str(v["clips"]), f"{v['hours']:.3f}"]
@@ -84,6 +89,8 @@ def card() -> None:
         [" ".join([r.get("preset", "default"), *r["settings"], f"--labels {r.get('labels', 'clip')}"]),
          str(r["clips"]), str(r["pretrain_seconds"]), str(r["zero_shot_eer"].get("catsdogs")),
          str(r["zero_shot_eer"].get("heldout-sounds", "-"))] for r in runs]
+    spread = _spread(seeds)
+    tuned = _finetuned(ROOT / "benchmarks" / "finetune_sound_results.json")
     m = cfg["model"]
     f = cfg["features"]
     text = f"""# Model card: `sound`, soundtwin's general-sound encoder
@@ -110,10 +117,10 @@ no accelerator was lent to the session that trained it.
 ## Data
 
 Recordings from Debian packages (main archive, so freely licensed), fetched and cut by `scripts/fetch_sounds.py`
-(`apt-get download` + `dpkg-deb -x`, sounds inside zip archives too; clips 0.3-10 s; voice-over files of
-tuxpaint left out). Licences are all those the package's copyright file names (its sounds are under some of
-them); the weights are released under soundtwin's licence (MIT), and whoever needs certainty about models
-trained on GPL or CC-BY-SA recordings should read those licences.
+(`apt-get download` + `dpkg-deb -x`, sounds inside zip archives and Qt resource files too; clips 0.3-10 s;
+voice-over files of tuxpaint left out). Licences are all those the package's copyright file names (its sounds
+are under some of them); the weights are released under soundtwin's licence (MIT), and whoever needs certainty
+about models trained on GPL or CC-BY-SA recordings should read those licences.
 
 {_table(data)}
 
@@ -122,8 +129,10 @@ clip under `../shared/data` (FSDD, cats and dogs: the public protocols and our h
 {heldout} clips of `megaglest-data` (our `heldout-sounds` protocol; that package is not in the pretraining set at
 all). Dropped while fetching: {dropped['evaluation']} clip(s) equal to an evaluation clip, {dropped['duplicate']}
 duplicates, {dropped['length']} outside 0.3-10 s. Animal sounds are in the pretraining data (tuxpaint's stamps:
-a dog, lions and tigers, birds, cattle; widelands' animals), none of them a catsdogs clip: catsdogs is
-zero-shot in that its clips were never heard, not in that dogs never were.
+a dog, lions and tigers, birds, cattle; widelands' and 0 A.D.'s animals; GCompris' farm animals, a dog and a cat
+among them), none of them a catsdogs clip: catsdogs is zero-shot in that its clips were never heard, not in that
+dogs never were. A content hash catches the same samples only: a sound re-cut or re-encoded by another game
+(MegaGlest and 0 A.D. may share sources) is not caught.
 
 ## Figures (no training on the protocol)
 
@@ -132,7 +141,14 @@ benchmarks/RESULTS.md has them beside the MFCC reference and the other built-ins
 
 {chr(10).join(figs)}
 
-Every pretraining run tried (`benchmarks/pretrain.py --manifest ...`, zero-shot EER):
+{spread}
+
+{tuned}
+
+Every pretraining run tried (`benchmarks/pretrain.py --manifest ...`, zero-shot EER). The rows of 1,360 and 2,617
+clips had earlier recipes (fewer packages; 2,617: before numbered catalogues got a kind per clip) and an encoder
+whose embeddings moved with the clips batched beside them (fixed since; re-measured with the fix, the 2,617-clip
+`sound` gives 0.338 / 0.244):
 
 {_table(tries)}
 
@@ -142,19 +158,58 @@ Every pretraining run tried (`benchmarks/pretrain.py --manifest ...`, zero-shot 
 {RECIPE}
 ```
 
-The training is seeded (`train.seed`): run again on the machine that trained it (preset `sound`, the last row
-above), the fourth command gave weights byte-identical to the shipped ones, so the same figures; on another
-machine or thread count expect agreement within seed spread, not bit for bit.
+The training is seeded (`train.seed`, 0 for the shipped weights; `--set train.seed=N` for another): on the
+machine and thread count that trained it a run gives the same weights bit for bit (checked once for an earlier
+version of this recipe); elsewhere expect figures within the seed spread above, not the same bits.
 
 ## Limits
 
-Pretrained on 1.2 hours of game and desktop sound effects: far less, and less varied, than the recordings of
-AudioSet-trained encoders. Its threshold and probabilities (`calibration.json`) were fitted on the train classes
-of `heldout-sounds` (game sound effects); on other material re-fit them on your own trials
-(`soundtwin calibrate` on a fine-tuned copy) or fine-tune.
+Pretrained on {sum(v['hours'] for v in kept.values()):.1f} hours of game and desktop sound effects: far less, and
+less varied, than the recordings of AudioSet-trained encoders. Its threshold and probabilities
+(`calibration.json`) were fitted on the train classes of `heldout-sounds` (game sound effects); on other
+material re-fit them on your own trials (`soundtwin calibrate` on a fine-tuned copy) or fine-tune.
 """
     atomic_write_text(DEST / "MODEL_CARD.md", text)
     print(f"wrote {DEST / 'MODEL_CARD.md'}")
+
+
+def _seed(settings: list[str]) -> int:
+    return int(next((x.split("=", 1)[1] for x in settings if x.startswith("train.seed=")), 0))
+
+
+def _spread(seeds: list[dict]) -> str:
+    """The recipe's runs, one per seed, and each protocol's mean and standard deviation over them."""
+    if not seeds:
+        return ""
+    protos = list(seeds[0]["zero_shot_eer"])
+    rows = [["seed", "pretraining s", *protos, "5-way 1-shot"]]
+    for r in seeds:
+        rows.append([str(_seed(r["settings"])), str(r["pretrain_seconds"]),
+                     *[f"{r['zero_shot_eer'].get(p, float('nan')):.4f}" for p in protos],
+                     f"{r['fewshot']['5-way 1-shot']['accuracy']:.3f}" if r.get("fewshot") else "-"])
+    if len(seeds) > 1:
+        def ms(xs: list[float], f: str) -> str:
+            return f"{np.mean(xs):{f}} ± {np.std(xs, ddof=1):{f}}"
+        rows.append(["**mean ± sd**", "",
+                     *[ms([r["zero_shot_eer"][p] for r in seeds if p in r["zero_shot_eer"]], ".4f") for p in protos],
+                     ms([r["fewshot"]["5-way 1-shot"]["accuracy"] for r in seeds if r.get("fewshot")], ".3f")])
+    return (f"Seed spread: the same recipe (preset `sound`, `--labels kind`, {seeds[0]['clips']} clips) run with "
+            f"`--set train.seed=N` (zero-shot EER):\n\n" + _table(rows))
+
+
+def _finetuned(path: Path) -> str:
+    """Fine-tuned from these weights (``benchmarks/finetune.py --source sound``), when measured."""
+    if not path.is_file():
+        return ""
+    rows = [r for r in json.loads(path.read_text()) if r["source"] == "sound"]
+    if not rows:
+        return ""
+    table = [["protocol", "settings", "seed", "zero-shot EER", "fine-tuned EER"]] + [
+        [r["protocol"], " ".join(r["overrides"]) or "(`--from sound` as it is: lr 2e-4)", str(r["seed"]), f"{r['zero_shot_eer']:.4f}",
+         f"{r['fine_tuned_eer']:.4f}"] for r in rows]
+    return ("Fine-tuned from it (`python benchmarks/finetune.py --source sound --protocols P [--set ...]`: what "
+            "`soundtwin train DATA --from sound` does, on the protocol's train.csv; on the held-out protocols the "
+            "test classes are absent from training):\n\n" + _table(table))
 
 
 def main() -> int:

@@ -257,3 +257,12 @@ def test_fine_tuning_starts_from_the_sound_model_weights(synth_data, tmp_path):
     # steps of 1e-9 later, the same network (only batch-norm statistics moved): fine-tuning started from the
     # built-in, not from scratch
     assert float(np.min(np.sum(v.embed(clips) * base.embed(clips), axis=1))) > 0.99
+
+
+def test_fine_tuning_sound_starts_at_its_own_learning_rate_and_the_users_set_wins():
+    from soundtwin.training import finetune_config
+
+    pretrained = load_builtin("sound", cache_dir=False).cfg.train.lr
+    assert finetune_config("sound").train.lr == pytest.approx(pretrained / 10)
+    assert finetune_config("sound", ["train.lr=1e-3"]).train.lr == pytest.approx(1e-3)
+    assert finetune_config("sound", ["train.epochs=3"]).train.epochs == 3  # other settings as the user gives

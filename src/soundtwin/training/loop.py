@@ -336,11 +336,14 @@ def train(
 
 def finetune_config(source: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     """The config to fine-tune ``source`` (a model directory or a built-in's name): its front end and encoder
-    as they are, training settings from ``overrides`` (``train.*``, ``loss.*``, ``augment.*``)."""
+    as they are, training settings from ``overrides`` (``train.*``, ``loss.*``, ``augment.*``), after the
+    built-in's own fine-tuning defaults (:func:`soundtwin.pretrained.finetune_defaults`)."""
     from ..config import apply_overrides
 
+    from ..pretrained import finetune_defaults, is_builtin
+
     base = _source_config(source)
-    cfg = apply_overrides(base, overrides)
+    cfg = apply_overrides(base, [*(finetune_defaults(str(source)) if is_builtin(source) else ()), *overrides])
     fixed = [k for k in changed_keys(base, cfg) if k.startswith(_kept(source))]
     if fixed:
         raise ModelError(f"fine-tuning keeps {source}'s front end and encoder; cannot change {', '.join(fixed)}")
