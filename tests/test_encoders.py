@@ -112,3 +112,55 @@ def test_a_frozen_ge2e_trunk_runs_once_per_clip_while_training_with_the_same_res
     assert len(runs) == 4 + 1
     memo.load_state_dict(fresh.state_dict())  # other weights: what it kept is dropped
     assert memo.memo == {}
+
+
+def test_tdnn_with_a_2d_stem_ignores_padding_and_accepts_any_band_count():
+    torch.manual_seed(0)
+    for bands in (16, 13):  # an odd count: each stem layer halves it, rounding up
+        enc = TDNNEncoder(bands, channels=24, embedding_dim=8, stem=4).eval()
+        x = torch.randn(1, bands, 37)
+        with torch.no_grad():
+            a = enc(x, torch.tensor([37]))
+            b = enc(torch.cat([x, torch.randn(1, bands, 50)], dim=-1), torch.tensor([37]))  # noise past the end
+            c = enc(torch.randn(2, bands, 3), torch.tensor([3, 1]))
+            d = enc(x + 3.0, torch.tensor([37]))  # a gain change
+        assert torch.allclose(a, b, atol=1e-5) and c.shape == (2, 8) and torch.isfinite(c).all()
+        assert torch.allclose(a, d, atol=1e-4)
+
+
+def test_the_2d_stem_sees_a_pattern_moved_in_pitch_as_the_same_feature_moved():
+    """The stem's filters slide along the mel axis: a pattern moved up 4 bands (its two stride-2 layers'
+    step) gives the same stem features one output band up, which a 1-D layer over bands does not."""
+    from soundtwin.encoders.layers import Stem2d
+
+    torch.manual_seed(0)
+    stem = Stem2d(3).eval()
+    with torch.no_grad():
+        for p in stem.parameters():  # non-trivial batch-norm statistics too
+            p.add_(0.1 * torch.randn_like(p))
+        stem.bn1.running_mean.normal_()
+        stem.bn2.running_mean.normal_()
+    x = torch.zeros(1, 32, 20)
+    x[0, 8:14, 5:15] = torch.randn(6, 10)  # a patch well inside the band axis
+    moved = torch.roll(x, 4, dims=1)
+    mask = torch.ones(1, 1, 20, dtype=torch.bool)
+    with torch.no_grad():
+        a = stem(x, mask).reshape(1, 3, 8, 20)
+        b = stem(moved, mask).reshape(1, 3, 8, 20)
+    assert stem.out_features(32, 3) == 3 * 8
+    assert torch.allclose(a[:, :, 1:6], b[:, :, 2:7], atol=1e-5)  # moved one output band, edges aside
+    assert not torch.allclose(a[:, :, 1:6], b[:, :, 1:6], atol=1e-3)  # and not merely unchanged
+
+
+def test_a_stem_model_exports_to_onnx_with_the_same_embeddings(tmp_path):
+    import numpy as np
+
+    from soundtwin.runtime.export import export_onnx
+    from soundtwin.runtime.torch_runtime import Verifier
+
+    cfg = load_config("sound", overrides=["model.stem=4", "model.channels=16", "model.embedding_dim=8"])
+    torch.manual_seed(0)
+    v = Verifier(build_encoder(cfg).eval(), cfg)
+    worst = export_onnx(v, tmp_path / "m.onnx", check_clips=[np.random.default_rng(1).standard_normal((64, 77))
+                                                             .astype(np.float32)])
+    assert worst <= 1e-4 and (tmp_path / "m.onnx").stat().st_size > 0

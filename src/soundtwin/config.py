@@ -90,11 +90,15 @@ class ModelConfig:
     stride: int = 1  # time stride of the first TDNN layer: fewer frames, wider context, less compute
     spectral_shape: bool = True  # also feed the clip's level-free mean spectrum (removed by the input normalisation)
     ensemble: int = 1  # tdnn: train this many encoders side by side and average their cosine scores
+    # tdnn: channels of a 2-D convolutional stem over (band, frame) before the 1-D layers (0: none): filters
+    # that slide along the mel axis too, so a pattern is the same feature at any pitch
+    stem: int = 0
 
     def __post_init__(self) -> None:
         _choice("model.name", self.name, tuple(ENCODERS))
         _positive("model.dilation", self.dilation)
         _positive("model.stride", self.stride)
+        _positive("model.stem", self.stem, allow_zero=True)
         _choice("model.distance", self.distance, tuple(DISTANCES))
         for k in ("embedding_dim", "channels", "hidden", "layers", "ensemble"):
             _positive(f"model.{k}", getattr(self, k))

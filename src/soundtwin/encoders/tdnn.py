@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..config import ExperimentConfig
-from .layers import AttentiveStatsPool, ConvBlock, length_mask
+from .layers import AttentiveStatsPool, ConvBlock, Stem2d, length_mask
 
 
 class TDNNEncoder(nn.Module):
@@ -17,12 +17,13 @@ class TDNNEncoder(nn.Module):
     """
 
     def __init__(self, n_features: int, channels: int = 256, embedding_dim: int = 128, dropout: float = 0.0,
-                 dilation: int = 1, stride: int = 1, spectral_shape: bool = False):
+                 dilation: int = 1, stride: int = 1, spectral_shape: bool = False, stem: int = 0):
         super().__init__()
         c = channels
         self.spectral_shape = spectral_shape
         self.stride = stride
-        self.block1 = ConvBlock(n_features, c, 5, stride=stride)
+        self.stem = Stem2d(stem) if stem else None
+        self.block1 = ConvBlock(Stem2d.out_features(n_features, stem) if stem else n_features, c, 5, stride=stride)
         self.block2 = ConvBlock(c, c, 3, dilation=2 * dilation)
         self.block3 = ConvBlock(c, c, 3, dilation=3 * dilation)
         self.block4 = ConvBlock(c, c, 1)
@@ -40,6 +41,8 @@ class TDNNEncoder(nn.Module):
         m = mask.to(feats.dtype)
         mean = (feats * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp(min=1.0)
         x = (feats - mean) * m
+        if self.stem is not None:
+            x = self.stem(x, mask)
         h1 = self.block1(x)
         if self.stride > 1:
             lengths = torch.div(lengths + self.stride - 1, self.stride, rounding_mode="floor")
@@ -62,4 +65,4 @@ class TDNNEncoder(nn.Module):
 def build(cfg: ExperimentConfig) -> TDNNEncoder:
     m, f = cfg.model, cfg.features
     return TDNNEncoder(f.n_features, channels=m.channels, embedding_dim=m.embedding_dim, dropout=m.dropout,
-                       dilation=m.dilation, stride=m.stride, spectral_shape=m.spectral_shape)
+                       dilation=m.dilation, stride=m.stride, spectral_shape=m.spectral_shape, stem=m.stem)
