@@ -1,6 +1,8 @@
 """The general-sound encoder (issue #16): pretrain it on the recipe's clips, or measure a model with no training
-on any protocol (zero-shot): every protocol's trials, and 5-way 1-shot and 5-shot accuracy on the unseen sound
-classes of ``heldout-sounds``. Writes benchmarks/pretrain_results.json (one row per run, merged by its settings).
+on any protocol (zero-shot): every protocol's trials, every pair of catsdogs' and heldout-sounds' train splits
+(``dev_eer``: a development check that the test trials never see; a choice that wins on the test trials alone is
+not one to keep), and 5-way 1-shot and 5-shot accuracy on the unseen sound classes of ``heldout-sounds``. Writes
+benchmarks/pretrain_results.json (one row per run, merged by its settings).
 
 Pretraining is two-view training (every clip its own class; two random crops of a clip are a genuine pair, other
 clips impostors), whole source packages held out for validation (the manifest's groups):
@@ -11,6 +13,7 @@ clips impostors), whole source packages held out for validation (the manifest's 
     python benchmarks/pretrain.py --manifest benchmarks/work/sounds/manifest.csv --preset sound --keep DIR
     python benchmarks/pretrain.py --model sound          # the shipped built-in (or any model directory)
     python benchmarks/pretrain.py --model mfcc           # the untrained MFCC statistics reference
+    python benchmarks/pretrain.py --manifest ... --keep DIR --measure-kept   # a kept run measured again
 """
 
 from __future__ import annotations
@@ -39,11 +42,24 @@ from soundtwin.metrics import eer  # noqa: E402
 RESULTS = HERE / "pretrain_results.json"
 FEWSHOT = "heldout-sounds"
 CACHE = str(HERE / "work" / "cache")
+#: non-speech protocols whose train split is a development set: every pair of its clips, trials that no
+#: protocol's test list holds (heldout-sounds' train classes are other MegaGlest effects than its test classes)
+DEV = ("catsdogs", "heldout-sounds")
+
+
+def dev_eer(embed, protocol: str) -> float:  # type: ignore[no-untyped-def]
+    """EER over every pair of ``protocol``'s train clips (same label = genuine): a second check of a choice,
+    beside the test trials, that the test trials never see."""
+    clips = discover(protocol_dir(protocol) / "train.csv")
+    e = embed([c.path for c in clips])
+    labels = np.array([c.label for c in clips])
+    i, j = np.triu_indices(len(clips), 1)
+    return round(eer((e[i] * e[j]).sum(1), (labels[i] == labels[j]).astype(int))[0], 4)
 
 
 def measure(embed) -> dict:  # type: ignore[no-untyped-def]
-    """Zero-shot EER on every protocol and few-shot accuracy on heldout-sounds' test classes; ``embed(paths)``
-    gives unit vectors (cosine scores)."""
+    """Zero-shot EER on every protocol, EER on the train-split pairs of :data:`DEV`, and few-shot accuracy on
+    heldout-sounds' test classes; ``embed(paths)`` gives unit vectors (cosine scores)."""
     eers = {}
     for p in PUBLIC + own_protocols():
         t = read_trials(protocol_dir(p) / "trials.txt")
@@ -59,7 +75,8 @@ def measure(embed) -> dict:  # type: ignore[no-untyped-def]
         for shots in (1, 5):
             r = fewshot_embeddings(emb, labels, ways=5, shots=shots, episodes=2000, seed=0)
             few[f"5-way {shots}-shot"] = {"accuracy": round(r.accuracy, 4), "ci95": round(r.ci95, 4)}
-    return {"zero_shot_eer": eers, "fewshot": few}
+    dev = {p: dev_eer(embed, p) for p in DEV if p in PUBLIC + own_protocols()}
+    return {"zero_shot_eer": eers, "dev_eer": dev, "fewshot": few}
 
 
 def model_embed(model: str):  # type: ignore[no-untyped-def]
@@ -84,6 +101,9 @@ def main() -> int:
     ap.add_argument("--preset", default="default")
     ap.add_argument("--set", action="append", default=[], dest="overrides")
     ap.add_argument("--keep", type=Path, help="also copy the pretrained model directory here")
+    ap.add_argument("--measure-kept", action="store_true",
+                    help="train nothing: the run of these arguments was kept in --keep; measure that model again "
+                         "and update the run's row (its training figures stay)")
     ap.add_argument("--labels", choices=("clip", "kind"), default="clip",
                     help="clip: every clip its own class (self-supervised); kind: the takes of one sound effect "
                          "(the manifest's kind column) share a class, the rest stay single clips")
@@ -102,6 +122,8 @@ def main() -> int:
 
         clips = discover(args.manifest)
         cfg = load_config(args.preset, overrides=args.overrides)
+        if args.measure_kept:
+            return _measure_kept(args, len(clips))
         with tempfile.TemporaryDirectory() as work:
             manifest = args.manifest if args.labels == "clip" else _relabel(args.manifest, Path(work) / "kind.csv")
             t0 = time.perf_counter()
@@ -123,6 +145,25 @@ def main() -> int:
     rows = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
     rows = [r for r in rows if _key(r) != key]
     atomic_write_text(RESULTS, json.dumps(rows + [row], indent=1) + "\n")
+    return 0
+
+
+def _measure_kept(args: argparse.Namespace, n_clips: int) -> int:
+    """``--measure-kept``: the kept model of the run these arguments describe, measured again; its row is
+    updated in place (pretraining time, clips and the like are the run's)."""
+    from soundtwin.runtime import load_verifier
+
+    if args.keep is None or not args.keep.is_dir():
+        sys.exit("--measure-kept needs --keep DIR, the model directory that run kept")
+    key = ("settings", [args.preset, *args.overrides, args.labels, n_clips])
+    rows = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
+    row = next((r for r in rows if "settings" in r and _key(r) == key), None)
+    if row is None:
+        sys.exit(f"{RESULTS.name} has no run of these arguments to update ({key[1]})")
+    v = load_verifier(args.keep, "torch", cache_dir=CACHE)
+    row.update(measure(lambda paths: v.embed(paths)))
+    print(json.dumps(row), flush=True)
+    atomic_write_text(RESULTS, json.dumps(rows, indent=1) + "\n")
     return 0
 
 

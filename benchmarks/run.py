@@ -318,7 +318,11 @@ def _app_sections() -> list[str]:
             x = r.get("fewshot", {}).get(k)
             return f"{x['accuracy']:.3f} ± {x['ci95']:.3f}" if x else "-"
 
-        models = [{"model": r["model"], **r["zero_shot_eer"], "5w1s": few(r, "5-way 1-shot"),
+        def dev(r: dict) -> dict:  # EER over every pair of a train split (benchmarks/pretrain.py DEV)
+            return {f"dev {p}": r.get("dev_eer", {}).get(p, "-") for p in ("catsdogs", "heldout-sounds")}
+
+        dev_cols = [("dev: catsdogs train pairs", "dev catsdogs"), ("dev: heldout-sounds train pairs", "dev heldout-sounds")]
+        models = [{"model": r["model"], **r["zero_shot_eer"], **dev(r), "5w1s": few(r, "5-way 1-shot"),
                    "5w5s": few(r, "5-way 5-shot")} for r in allrows if "model" in r]
         if models:
             lines += _section("General-sound encoder: every model with no training on the protocol",
@@ -327,23 +331,25 @@ def _app_sections() -> list[str]:
                       "effects: no model here trained on that package). `mfcc` = mean and std of 20 MFCCs (the "
                       "benchmarks README's untrained reference); `sound` = our own encoder, shipped "
                       "(src/soundtwin/pretrained/sound/MODEL_CARD.md).",
-                      models, [("model", "model")] + [(p, p) for p in protos if p in models[0]]
+                      models, [("model", "model")] + [(p, p) for p in protos if p in models[0]] + dev_cols
                       + [("5-way 1-shot", "5w1s"), ("5-way 5-shot", "5w5s")])
         runs = [{"run": " ".join([r.get("preset", "default"), *r["settings"]]
                                  + ([f"--labels {r['labels']}"] if r.get("labels") else [])),
                  "clips": r["clips"], "packages": r["groups"], "hours": r.get("hours", "-"),
                  "pretrain s": r["pretrain_seconds"], "threads": r.get("threads", 2), **r["zero_shot_eer"],
-                 "5w1s": few(r, "5-way 1-shot")} for r in allrows if "settings" in r]
+                 **dev(r), "5w1s": few(r, "5-way 1-shot")} for r in allrows if "settings" in r]
         if runs:
             lines += _section("Pretraining runs of the general-sound encoder (issue 16)",
                       "`python benchmarks/pretrain.py --manifest benchmarks/work/DATA/manifest.csv [--preset P] "
                       "[--labels kind] [--set ...]` on CPU (2 cores; `threads` = torch threads of the run, two runs "
                       "side by side had 1 each): two views of every clip (with `--labels kind`, the takes of one "
                       "effect share a class), whole source packages held out; then every protocol with no training "
-                      "on it (EER). The first two rows are the first recipe (1,360 clips, 9 packages).",
+                      "on it (EER), and `dev:` every pair of catsdogs' and heldout-sounds' train splits (trials no test "
+                      "list holds: a choice must win there too; '-': measured before this check). The first two rows "
+                      "are the first recipe (1,360 clips, 9 packages).",
                       runs, [("run", "run"), ("clips", "clips"), ("packages", "packages"), ("hours", "hours"),
                              ("pretrain s", "pretrain s"), ("threads", "threads")]
-                      + [(p, p) for p in protos] + [("5-way 1-shot", "5w1s")])
+                      + [(p, p) for p in protos] + dev_cols + [("5-way 1-shot", "5w1s")])
     f = HERE / "features_results.json"
     if f.is_file():
         lines += _section("Feature extraction speed",
