@@ -155,7 +155,7 @@ def _measure_kept(args: argparse.Namespace, n_clips: int) -> int:
 
     if args.keep is None or not args.keep.is_dir():
         sys.exit("--measure-kept needs --keep DIR, the model directory that run kept")
-    key = ("settings", [args.preset, *args.overrides, args.labels, n_clips])
+    key = _key({"preset": args.preset, "settings": args.overrides, "labels": args.labels, "clips": n_clips})
     rows = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
     row = next((r for r in rows if "settings" in r and _key(r) == key), None)
     if row is None:
