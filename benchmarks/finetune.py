@@ -16,11 +16,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import protocol_dir  # noqa: E402
+from run import protocol_dir, update_rows  # noqa: E402
 
 from soundtwin.data import read_trials  # noqa: E402
 from soundtwin.evaluate import evaluate  # noqa: E402
-from soundtwin.io import atomic_write_text  # noqa: E402
 from soundtwin.runtime import load_verifier  # noqa: E402
 from soundtwin.training import finetune_config, train  # noqa: E402
 
@@ -33,7 +32,6 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], dest="overrides")
     ap.add_argument("--results", type=Path, default=HERE / "finetune_results.json")
     args = ap.parse_args()
-    rows = json.loads(args.results.read_text()) if args.results.is_file() else []
     for protocol in args.protocols.split(","):
         pdir = protocol_dir(protocol)
         trials = read_trials(pdir / "trials.txt")
@@ -50,10 +48,10 @@ def main() -> int:
                    "zero_shot_eer": round(zero.eer, 4), "fine_tuned_eer": round(m.eer, 4),
                    "fine_tuned_accuracy": round(m.accuracy, 4), "heldout_eer": round(res.history[-1].heldout_eer, 4),
                    "train_seconds": round(seconds, 1), "when": time.strftime("%Y-%m-%d %H:%M")}
-            rows = [r for r in rows if (r["protocol"], r["source"], r["seed"], r["overrides"]) !=
-                    (protocol, args.source, seed, args.overrides)] + [row]
+            key = (protocol, args.source, seed, args.overrides)
+            update_rows(args.results, lambda rows, key=key, row=row: [
+                r for r in rows if (r["protocol"], r["source"], r["seed"], r["overrides"]) != key] + [row])
             print(json.dumps(row))
-            atomic_write_text(args.results, json.dumps(rows, indent=1) + "\n")
     return 0
 
 

@@ -32,19 +32,15 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import PUBLIC, own_protocols, protocol_dir  # noqa: E402
+from run import DEV, PUBLIC, own_protocols, protocol_dir, update_rows  # noqa: E402
 
 from soundtwin.data import discover, encode_labels, read_trials  # noqa: E402
 from soundtwin.fewshot import fewshot_embeddings  # noqa: E402
-from soundtwin.io import atomic_write_text  # noqa: E402
 from soundtwin.metrics import eer  # noqa: E402
 
 RESULTS = HERE / "pretrain_results.json"
 FEWSHOT = "heldout-sounds"
 CACHE = str(HERE / "work" / "cache")
-#: non-speech protocols whose train split is a development set: every pair of its clips, trials that no
-#: protocol's test list holds (heldout-sounds' train classes are other MegaGlest effects than its test classes)
-DEV = ("catsdogs", "heldout-sounds")
 
 
 def dev_eer(embed, protocol: str) -> float:  # type: ignore[no-untyped-def]
@@ -142,9 +138,7 @@ def main() -> int:
         key = _key(row)
     row["when"] = time.strftime("%Y-%m-%d %H:%M")
     print(json.dumps(row), flush=True)
-    rows = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
-    rows = [r for r in rows if _key(r) != key]
-    atomic_write_text(RESULTS, json.dumps(rows + [row], indent=1) + "\n")
+    update_rows(RESULTS, lambda rows: [r for r in rows if _key(r) != key] + [row])
     return 0
 
 
@@ -156,14 +150,24 @@ def _measure_kept(args: argparse.Namespace, n_clips: int) -> int:
     if args.keep is None or not args.keep.is_dir():
         sys.exit("--measure-kept needs --keep DIR, the model directory that run kept")
     key = _key({"preset": args.preset, "settings": args.overrides, "labels": args.labels, "clips": n_clips})
-    rows = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
-    row = next((r for r in rows if "settings" in r and _key(r) == key), None)
-    if row is None:
+
+    def ours(rows: list[dict]) -> dict | None:
+        return next((r for r in rows if "settings" in r and _key(r) == key), None)
+
+    if ours(json.loads(RESULTS.read_text()) if RESULTS.is_file() else []) is None:
         sys.exit(f"{RESULTS.name} has no run of these arguments to update ({key[1]})")
     v = load_verifier(args.keep, "torch", cache_dir=CACHE)
-    row.update(measure(lambda paths: v.embed(paths)))
-    print(json.dumps(row), flush=True)
-    atomic_write_text(RESULTS, json.dumps(rows, indent=1) + "\n")
+    got = measure(lambda paths: v.embed(paths))
+
+    def change(rows: list[dict]) -> list[dict]:
+        row = ours(rows)
+        if row is None:  # removed while this one measured
+            sys.exit(f"{RESULTS.name}: the run's row went away while it was measured; nothing written")
+        row.update(got)
+        print(json.dumps(row), flush=True)
+        return rows
+
+    update_rows(RESULTS, change)
     return 0
 
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from soundtwin.io import atomic_write_text
@@ -27,6 +28,23 @@ HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("SOUNDTWIN_SHARED", HERE.parent.parent / "shared"))
 PUBLIC = ["catsdogs", "fsdd-digits", "fsdd-speakers"]
 REFERENCE_TUTORIAL = {"catsdogs": 0.472, "fsdd-digits": 0.440, "fsdd-speakers": 0.497}
+
+
+#: non-speech protocols whose train split serves as a development set (every pair of its clips: trials no
+#: test list holds); benchmarks/pretrain.py measures each model there too
+DEV = ("catsdogs", "heldout-sounds")
+
+
+def update_rows(path: Path, change: Callable[[list[dict]], list[dict]]) -> list[dict]:
+    """Apply ``change`` to the rows of the JSON results file ``path`` (a list; none yet: empty) and write them
+    back atomically, under the store's lock (another benchmark writing the same file waits, then its change
+    applies to these rows: neither is lost). Returns the rows written."""
+    from soundtwin.store import locked
+
+    with locked(HERE / "work" / "locks" / path.name, timeout=300, purpose=f"updating {path.name}"):
+        rows = change(json.loads(path.read_text()) if path.is_file() else [])
+        atomic_write_text(path, json.dumps(rows, indent=1) + "\n")
+    return rows
 
 
 def protocol_dir(name: str) -> Path:
@@ -319,9 +337,9 @@ def _app_sections() -> list[str]:
             return f"{x['accuracy']:.3f} ± {x['ci95']:.3f}" if x else "-"
 
         def dev(r: dict) -> dict:  # EER over every pair of a train split (benchmarks/pretrain.py DEV)
-            return {f"dev {p}": r.get("dev_eer", {}).get(p, "-") for p in ("catsdogs", "heldout-sounds")}
+            return {f"dev {p}": r.get("dev_eer", {}).get(p, "-") for p in DEV}
 
-        dev_cols = [("dev: catsdogs train pairs", "dev catsdogs"), ("dev: heldout-sounds train pairs", "dev heldout-sounds")]
+        dev_cols = [(f"dev: {p} train pairs", f"dev {p}") for p in DEV]
         models = [{"model": r["model"], **r["zero_shot_eer"], **dev(r), "5w1s": few(r, "5-way 1-shot"),
                    "5w5s": few(r, "5-way 5-shot")} for r in allrows if "model" in r]
         if models:

@@ -89,12 +89,13 @@ def card() -> None:
         figs += [f"| {p} | {e:.4f} |" for p, e in shipped["zero_shot_eer"].items()]
         figs += ["", "| heldout-sounds test classes | accuracy (95 % CI) |", "|---|---|"]
         figs += [f"| {k} | {v['accuracy']:.3f} ± {v['ci95']:.3f} |" for k, v in shipped["fewshot"].items()]
+    devs = list(dict.fromkeys(p for r in runs for p in r.get("dev_eer", {})))  # benchmarks/run.py DEV, as measured
     tries = [["run (preset, --set, --labels)", "clips", "pretraining s", "catsdogs", "heldout-sounds",
-              "dev: catsdogs", "dev: heldout-sounds"]] + [
+              *[f"dev: {p}" for p in devs]]] + [
         [" ".join([r.get("preset", "default"), *r["settings"], f"--labels {r.get('labels', 'clip')}"]),
          str(r["clips"]), str(r["pretrain_seconds"]), str(r["zero_shot_eer"].get("catsdogs")),
          str(r["zero_shot_eer"].get("heldout-sounds", "-")),
-         *[str(r.get("dev_eer", {}).get(p, "-")) for p in ("catsdogs", "heldout-sounds")]] for r in runs]
+         *[str(r.get("dev_eer", {}).get(p, "-")) for p in devs]] for r in runs]
     spread = _spread(seeds)
     tuned = _finetuned(ROOT / "benchmarks" / "finetune_sound_results.json")
     m = cfg["model"]
