@@ -14,6 +14,14 @@ clips impostors), whole source packages held out for validation (the manifest's 
     python benchmarks/pretrain.py --model sound          # the shipped built-in (or any model directory)
     python benchmarks/pretrain.py --model mfcc           # the untrained MFCC statistics reference
     python benchmarks/pretrain.py --manifest ... --keep DIR --measure-kept   # a kept run measured again
+
+With a teacher (distillation: ``loss.teacher``, benchmarks/teacher.py writes its targets file):
+
+    pip install --no-deps aisfx==0.1.2
+    python benchmarks/teacher.py --manifest benchmarks/work/sounds/manifest.csv --labels kind \
+        --out benchmarks/work/teacher/aisfx-kind.safetensors
+    python benchmarks/pretrain.py --manifest benchmarks/work/sounds/manifest.csv --preset sound --labels kind \
+        --set loss.teacher=benchmarks/work/teacher/aisfx-kind.safetensors ...
 """
 
 from __future__ import annotations

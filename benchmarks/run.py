@@ -348,7 +348,9 @@ def _app_sections() -> list[str]:
                       "1-shot / 5-shot accuracy (2,000 episodes, 95 % CI) on heldout-sounds' test classes (MegaGlest "
                       "effects: no model here trained on that package). `mfcc` = mean and std of 20 MFCCs (the "
                       "benchmarks README's untrained reference); `sound` = our own encoder, shipped "
-                      "(src/soundtwin/pretrained/sound/MODEL_CARD.md).",
+                      "(src/soundtwin/pretrained/sound/MODEL_CARD.md); `aisfx` = aiSFX (CC BY 4.0, trained on "
+                      "commercial sound-effect libraries; `python benchmarks/teacher.py --measure`), the teacher that "
+                      "`loss.teacher` runs distil from, not a built-in.",
                       models, [("model", "model")] + [(p, p) for p in protos if p in models[0]] + dev_cols
                       + [("5-way 1-shot", "5w1s"), ("5-way 5-shot", "5w5s")])
         runs = [{"run": " ".join([r.get("preset", "default"), *r["settings"]]

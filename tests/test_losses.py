@@ -23,7 +23,7 @@ def test_contrastive_loss_matches_plain_loop():
 @pytest.mark.parametrize("name", ["aam", "subcenter_aam", "triplet", "supcon"])
 def test_class_losses_build_and_backprop(name):
     cfg = load_config("default", overrides=["model.embedding_dim=16", f"loss.name={name}"])
-    loss = build_loss(cfg, 5)
+    loss = build_loss(cfg, [str(i) for i in range(5)])
     emb = torch.nn.functional.normalize(torch.randn(20, 16), dim=-1).requires_grad_()
     out = loss(emb, torch.arange(20) % 5)
     out.backward()
@@ -66,7 +66,7 @@ def test_supcon_loss_matches_a_plain_loop_and_prefers_views_that_agree():
     """SupCon (NT-Xent when every class is one clip seen twice): for each anchor, minus the mean over its
     positives of log(exp(s_ap / T) / sum over every other clip of exp(s_ax / T)), averaged over anchors."""
     cfg = load_config("default", overrides=["model.embedding_dim=8", "loss.name=supcon", "loss.scale=10"])
-    loss = build_loss(cfg, 4)
+    loss = build_loss(cfg, [str(i) for i in range(4)])
     rng = np.random.default_rng(0)
     emb = rng.standard_normal((8, 8)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
@@ -81,3 +81,56 @@ def test_supcon_loss_matches_a_plain_loop_and_prefers_views_that_agree():
     assert abs(float(got) - np.mean(per)) < 1e-4
     twins = np.repeat(emb[::2], 2, axis=0)  # each clip's two views embedded alike: a lower loss
     assert float(loss(torch.tensor(twins), torch.tensor(y))) < float(got)
+
+
+def _targets_file(path, names, dim=6, seed=0):
+    from soundtwin.training.losses.teacher import save_targets
+
+    g = torch.Generator().manual_seed(seed)
+    t = {n: torch.randn(dim, generator=g) for n in names}
+    save_targets(path, t, {"teacher": "test"})
+    return t
+
+
+def test_distillation_targets_come_in_the_training_classes_order_and_a_missing_class_is_named(tmp_path):
+    from soundtwin.errors import ModelError
+    from soundtwin.training.losses.teacher import load_targets
+
+    t = _targets_file(tmp_path / "t.safetensors", ["hum", "knock", "whistle"])
+    got = load_targets(tmp_path / "t.safetensors", ["whistle", "hum"])
+    assert got.shape == (2, 6) and torch.allclose(got.norm(dim=1), torch.ones(2))
+    assert torch.allclose(got[0], torch.nn.functional.normalize(t["whistle"], dim=0))
+    with pytest.raises(ModelError, match=r"t\.safetensors has no target for 1 training class.*'hiss'"):
+        load_targets(tmp_path / "t.safetensors", ["hum", "hiss"])
+    (tmp_path / "bad.safetensors").write_bytes(b"not a targets file")
+    with pytest.raises(ModelError, match=r"cannot read targets file .*bad\.safetensors"):
+        load_targets(tmp_path / "bad.safetensors", ["hum"])
+
+
+def test_distillation_adds_a_head_that_learns_each_class_target_and_weight_zero_is_the_base_loss(tmp_path):
+    _targets_file(tmp_path / "t.safetensors", ["a", "b", "c", "d"])
+    over = ["model.embedding_dim=8", "loss.name=supcon", f"loss.teacher={tmp_path / 't.safetensors'}"]
+    classes = ["a", "b", "c", "d"]
+    g = torch.Generator().manual_seed(1)
+    y = torch.arange(16) % 4
+    emb = torch.nn.functional.normalize(torch.randn(4, 8, generator=g)[y] + 0.05 * torch.randn(16, 8, generator=g), dim=1)
+    plain = build_loss(load_config("default", overrides=over[:2]), classes)
+    off = build_loss(load_config("default", overrides=over + ["loss.teacher_weight=0"]), classes)
+    assert off(emb, y).item() == pytest.approx(plain(emb, y).item(), rel=1e-6)
+    loss = build_loss(load_config("default", overrides=over + ["loss.teacher_weight=1"]), classes)
+    assert "targets" not in loss.state_dict() and set(loss.state_dict()) == {"head.weight", "head.bias"}
+    opt = torch.optim.Adam(loss.parameters(), lr=0.05)
+    first = loss(emb, y).item() - plain(emb, y).item()
+    for _ in range(300):
+        opt.zero_grad()
+        loss(emb, y).backward()
+        opt.step()
+    cos = (torch.nn.functional.normalize(loss.head(emb), dim=1) * loss.targets[y]).sum(1)
+    assert first > 0.5 and cos.min().item() > 0.95  # 4 clusters of 8-d embeddings: a linear map fits their targets
+
+
+def test_distillation_needs_a_class_loss():
+    from soundtwin.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="loss.teacher: distillation needs a class loss"):
+        load_config("default", overrides=["loss.name=contrastive", "loss.teacher=t.safetensors"])

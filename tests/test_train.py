@@ -305,3 +305,37 @@ def test_fine_tuning_a_trained_model_directory_starts_from_its_weights(trained, 
     assert np.min(np.sum(res.verifier.embed(clips) * src.embed(clips), axis=1)) > 0.99
     with pytest.raises(ModelError, match="cannot change model.channels"):
         finetune_config(trained[0], ["model.channels=8"])
+
+
+def test_training_with_a_teacher_resumes_as_if_never_stopped_and_fine_tunes_without_it(synth_data, tmp_path):
+    """The distillation head is part of the objective's saved state: a run stopped after an epoch and resumed
+    gives the losses of a run that never stopped (the targets file is read again, not checkpointed). Fine-tuning
+    the result does not distil: the targets were for the pretraining's classes (and the file may be gone)."""
+    from soundtwin.training import finetune_config
+    from soundtwin.training.losses.teacher import save_targets
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    save_targets(tmp_path / "t.safetensors", {c: torch.randn(8, generator=g)
+                                                for c in ["whistle", "hum", "knock", "hiss"]})
+    cfg = load_config("default", overrides=TINY + ["train.epochs=3", "loss.name=supcon",
+                                                   f"loss.teacher={tmp_path / 't.safetensors'}"])
+    whole = train(synth_data / "train", tmp_path / "a", cfg, cache_dir=tmp_path / "c")
+
+    def stop_after_one(e):
+        if e.epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(synth_data / "train", tmp_path / "b", cfg, cache_dir=tmp_path / "c", on_epoch=stop_after_one)
+    resumed = train(synth_data / "train", tmp_path / "b", cfg, resume=True, cache_dir=tmp_path / "c")
+    assert [h.loss for h in resumed.history] == pytest.approx([h.loss for h in whole.history], rel=1e-5)
+    plain = train(synth_data / "train", tmp_path / "p", load_config("default", overrides=TINY + [
+        "train.epochs=3", "loss.name=supcon"]), cache_dir=tmp_path / "c")
+    # the teacher's term is in the loss: with it the loss is higher by up to its weight (cosine gap in [0, 2])
+    assert whole.history[0].loss > plain.history[0].loss
+    (tmp_path / "t.safetensors").unlink()
+    cfg = finetune_config(tmp_path / "a", ["train.epochs=1"])
+    assert cfg.loss.teacher == "" and cfg.loss.name == "supcon"
+    tuned = train(synth_data / "train", tmp_path / "ft", cfg, cache_dir=tmp_path / "c", init_from=tmp_path / "a")
+    assert tuned.verifier.meta["fine_tuned_from"]["model"] == str(tmp_path / "a")

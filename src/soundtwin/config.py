@@ -123,9 +123,16 @@ class LossConfig:
     # contrastive: floor under the squared distance before its square root. 0 is the tutorial's exact
     # formula, whose gradient is infinite (NaN) where two embeddings coincide: training can diverge.
     distance_eps: float = 1e-7
+    # distillation: a file of target embeddings, one per training class (safetensors: ``targets`` and the
+    # class names in its metadata; benchmarks/teacher.py writes them from a teacher encoder). The encoder then
+    # also learns to predict its class's target through a linear head (dropped after training), weighted by
+    # ``teacher_weight``: a class loss only.
+    teacher: str = ""
+    teacher_weight: float = 1.0
 
     def __post_init__(self) -> None:
         _choice("loss.name", self.name, tuple(LOSSES))
+        _positive("loss.teacher_weight", self.teacher_weight, allow_zero=True)
         _positive("loss.margin", self.margin, allow_zero=True)
         _positive("loss.distance_eps", self.distance_eps, allow_zero=True)
         _positive("loss.scale", self.scale)
@@ -219,6 +226,8 @@ class ExperimentConfig:
             raise ConfigError(f"model.name={self.model.name} needs a fixed input: set features.max_frames > 0")
         if self.model.ensemble > 1 and self.loss.uses_pairs:
             raise ConfigError(f"model.ensemble > 1 trains on labelled batches: loss.name={self.loss.name} is a pair loss")
+        if self.loss.teacher and self.loss.uses_pairs:
+            raise ConfigError(f"loss.teacher: distillation needs a class loss, not the pair loss {self.loss.name}")
         need = LOSSES[self.loss.name].distance
         if need is not None and self.model.distance != need:
             raise ConfigError(f"loss.name={self.loss.name} compares embeddings by {need}: set model.distance={need}")

@@ -102,8 +102,8 @@ class Trainer:
             self.encoder.memo = {}
         k = cfg.model.ensemble
         # one objective per ensemble member (a margin softmax holds class centres in its member's space)
-        self.loss = build_loss(cfg, len(data.classes)) if k == 1 else \
-            torch.nn.ModuleList([build_loss(cfg, len(data.classes)) for _ in range(k)])
+        self.loss = build_loss(cfg, data.classes) if k == 1 else \
+            torch.nn.ModuleList([build_loss(cfg, data.classes) for _ in range(k)])
         self.encoder.to(self.device)
         self.loss.to(self.device)
         self.params = list(self.encoder.parameters()) + list(self.loss.parameters())
@@ -343,6 +343,8 @@ def finetune_config(source: str | os.PathLike[str], overrides: list[str] | tuple
     from ..pretrained import finetune_defaults, is_builtin
 
     base = _source_config(source)
+    if base.loss.teacher:  # a teacher's targets are the source's training classes, not the ones fine-tuned on
+        base = replace(base, loss=replace(base.loss, teacher=""))
     cfg = apply_overrides(base, [*(finetune_defaults(str(source)) if is_builtin(source) else ()), *overrides])
     fixed = [k for k in changed_keys(base, cfg) if k.startswith(_kept(source))]
     if fixed:

@@ -32,11 +32,17 @@ LOSSES: dict[str, LossSpec] = {
 }
 
 
-def build_loss(cfg: ExperimentConfig, num_classes: int) -> Any:
-    """The objective ``cfg.loss`` names, for ``num_classes`` training classes (class losses hold
-    learnable class centres of the encoder's embedding width)."""
+def build_loss(cfg: ExperimentConfig, classes: list[str]) -> Any:
+    """The objective ``cfg.loss`` names, for these training classes (class losses hold learnable class
+    centres of the encoder's embedding width); with ``loss.teacher``, wrapped in distillation towards the
+    teacher's target for each class (:mod:`.teacher`)."""
     from ...encoders import member_width
 
     name = LOSSES[cfg.loss.name].module
     mod = importlib.import_module(name if "." in name else f"{__name__}.{name}")
-    return mod.build(cfg, num_classes, member_width(cfg))
+    loss = mod.build(cfg, len(classes), member_width(cfg))
+    if cfg.loss.teacher:
+        from .teacher import Distilled, load_targets
+
+        loss = Distilled(loss, load_targets(cfg.loss.teacher, classes), member_width(cfg), cfg.loss.teacher_weight)
+    return loss
