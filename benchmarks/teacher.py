@@ -36,7 +36,11 @@ SPEC_MAX = 9.457798957824707  # aiSFX's normalisation ("original": the maximum o
 
 def aisfx_net():  # type: ignore[no-untyped-def]
     import torch
-    from aisfx.models.cnn2d import EmbeddingNet
+
+    try:
+        from aisfx.models.cnn2d import EmbeddingNet
+    except ImportError:
+        sys.exit("benchmarks/teacher.py reads aiSFX's weights out of its wheel: pip install --no-deps aisfx==0.1.2")
 
     path = Path(__import__("aisfx").__file__).parent / "models" / "checkpoint.pth"
     allowed = [(np._core.multiarray.scalar, "numpy.core.multiarray.scalar"), np.dtype] + \
