@@ -16,7 +16,7 @@ from torch import nn
 from ...errors import ModelError
 
 
-def save_targets(path: str | Path, targets: dict[str, "torch.Tensor"], meta: dict[str, str] | None = None) -> None:
+def save_targets(path: str | Path, targets: dict[str, torch.Tensor], meta: dict[str, str] | None = None) -> None:
     """Write ``{class name: target embedding}`` as a targets file (atomically)."""
     from safetensors.torch import save
 
