@@ -91,13 +91,20 @@ class Teacher:
         return self.raw[key]
 
     def save(self) -> None:
-        from soundtwin.io import atomic_write_bytes
+        """Write the cache atomically, under the benchmarks' lock, merged with what another run saved meanwhile
+        (two runs side by side lose none of each other's embeddings)."""
         import io
 
-        buf = io.BytesIO()
-        np.savez(buf, **self.raw)
-        CACHE.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.file, buf.getvalue())
+        from soundtwin.io import atomic_write_bytes
+        from soundtwin.store import locked
+
+        with locked(HERE / "work" / "locks" / self.file.name, timeout=300, purpose=f"updating {self.file.name}"):
+            if self.file.is_file():
+                self.raw = {**dict(np.load(self.file)), **self.raw}
+            buf = io.BytesIO()
+            np.savez(buf, **self.raw)
+            CACHE.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.file, buf.getvalue())
 
 
 def manifest_rows(manifest: Path) -> list[dict]:
