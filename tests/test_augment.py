@@ -34,3 +34,43 @@ def test_augment_keeps_padding_zero_and_changes_valid_part():
     cfg2 = AugmentConfig(noise_prob=1.0, mix_prob=0.0, gain_db=0.0, time_masks=0, freq_masks=0)
     z, _ = augment_batch(x, lengths, cfg2, np.random.default_rng(1))
     assert float(z[0].mean()) >= float(x[0].mean())
+
+
+def test_reverberate_adds_a_decaying_tail_of_the_asked_energy_and_nothing_earlier():
+    from soundtwin.training.augment import reverberate
+
+    p = torch.zeros(3, 2, 80)
+    p[:, :, 10] = 2.0  # an impulse at frame 10 in every band
+    out = reverberate(p, np.array([0.4, 0.4, 0.0]), np.array([0.0, 6.0, 0.0]), 0.01)
+    assert torch.all(out[:, :, :10] == 0)  # causal
+    assert torch.allclose(out[:2, :, 10], torch.full((2, 2), 2.0))  # the direct sound as it was
+    tail = out[0, 0, 11:51]
+    assert torch.all(tail[1:] < tail[:-1]) and float(tail[-1]) < 1e-3 * float(tail[0])  # 60 dB down in 0.4 s
+    # tail energy / direct energy = 10 ** (-DRR / 10): 1 at 0 dB, about 0.251 at 6 dB
+    assert abs(float(out[0, 0, 11:].sum()) / 2.0 - 1.0) < 1e-3
+    assert abs(float(out[1, 0, 11:].sum()) / 2.0 - 10 ** -0.6) < 1e-3
+    assert torch.equal(out[2], p[2])  # RT60 0: no room
+
+
+def test_augment_reverb_spreads_energy_past_an_onset_and_keeps_padding_zero():
+    x = torch.full((2, 8, 60), -30.0)  # near silence (its own tail stays below the log floor)
+    x[:, :, 20:25] = 2.0  # a loud burst
+    lengths = torch.tensor([60, 40])
+    x[1, :, 40:] = 0
+    off = dict(noise_prob=0.0, mix_prob=0.0, gain_db=0.0, time_masks=0, freq_masks=0)
+    dry, _ = augment_batch(x, lengths, AugmentConfig(**off), np.random.default_rng(0))
+    wet, _ = augment_batch(x, lengths, AugmentConfig(**off, reverb_prob=1.0, reverb_rt60=1.0),
+                           np.random.default_rng(0), frame_s=0.01)
+    assert torch.all(wet[1, :, 40:] == 0)
+    assert torch.allclose(wet[:, :, :20], dry[:, :, :20], atol=1e-3)  # nothing before the burst changes
+    assert torch.all(wet[:, :, 25:30] > dry[:, :, 25:30] + 1.0)  # its tail lifts the frames after it
+
+
+def test_reverb_settings_are_checked():
+    import pytest
+    from soundtwin.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="reverb_prob"):
+        AugmentConfig(reverb_prob=1.5)
+    with pytest.raises(ConfigError, match="reverb_rt60"):
+        AugmentConfig(reverb_rt60=0.0)

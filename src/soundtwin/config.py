@@ -200,11 +200,15 @@ class AugmentConfig:
     gain_db: float = 6.0
     freq_warp: float = 0.0  # mel axis scaled by a factor in [1 - w, 1 + w] (vocal-tract-length perturbation)
     time_stretch: float = 0.0  # each batch's time axis scaled by a factor in [1 - s, 1 + s]
+    reverb_prob: float = 0.0  # share of clips given a room's reverberation (RT60 drawn in [0.1, 1] x reverb_rt60)
+    reverb_rt60: float = 0.8  # longest reverberation time, seconds
 
     def __post_init__(self) -> None:
         if not 0 <= self.freq_warp < 0.5 or not 0 <= self.time_stretch < 0.5:
             raise ConfigError("augment.freq_warp and augment.time_stretch must be in [0, 0.5)")
-        for k in ("noise_prob", "mix_prob"):
+        if not 0 < self.reverb_rt60 <= 3:
+            raise ConfigError(f"augment.reverb_rt60: must be in (0, 3] seconds, got {self.reverb_rt60!r}")
+        for k in ("noise_prob", "mix_prob", "reverb_prob"):
             v = getattr(self, k)
             if not 0 <= v <= 1:
                 raise ConfigError(f"augment.{k}: must be in [0, 1], got {v!r}")

@@ -2,7 +2,10 @@
 
 Working on cached features instead of waveforms keeps training free of decoding. Noise and
 clip mixing are added in the power domain (``log(exp(x) + n)``), so they behave like additive
-sound at a chosen SNR; SpecAugment masks replace bands or spans by the clip's mean.
+sound at a chosen SNR; reverberation convolves each band's power with a room's exponentially
+decaying energy envelope (the power-domain counterpart of a synthetic impulse response, as in
+Polack's statistical model of late reverberation); SpecAugment masks replace bands or spans by
+the clip's mean.
 """
 
 from __future__ import annotations
@@ -36,10 +39,34 @@ def stretch_time(x: torch.Tensor, lengths: torch.Tensor, factor: float) -> tuple
     return x, torch.clamp((lengths.float() * new_t / t).round().long(), 1, new_t)
 
 
-def augment_batch(x: torch.Tensor, lengths: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+#: Direct-to-reverberant energy ratio of a reverberated clip, drawn in this range (dB): a source near the
+#: microphone (12 dB) to one about as far as the room's critical distance (0 dB).
+DRR_DB = (0.0, 12.0)
+
+
+def reverberate(power: torch.Tensor, rt60: np.ndarray, drr_db: np.ndarray, frame_s: float) -> torch.Tensor:
+    """Each clip's mel power ``(batch, n_mels, frames)`` heard in a room: the direct sound plus a tail whose
+    energy decays by 60 dB over ``rt60[i]`` seconds and holds ``10 ** (-drr_db[i] / 10)`` of the direct
+    sound's energy. ``rt60[i] == 0`` leaves clip ``i`` as it is. Causal: nothing moves earlier in time."""
+    b, f, t = power.shape
+    k = int(math.ceil(float(rt60.max()) / frame_s)) + 1 if rt60.max() > 0 else 1
+    lag = np.arange(k, dtype=np.float64)[None, :] * frame_s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        env = np.where(rt60[:, None] > 0, np.exp(-13.8155 * lag / np.maximum(rt60[:, None], 1e-9)), 0.0)
+    env[:, 0] = 0.0
+    tail = env.sum(1, keepdims=True)
+    env = np.where(tail > 0, env * (10 ** (-drr_db[:, None] / 10)) / np.maximum(tail, 1e-12), 0.0)
+    env[:, 0] = 1.0
+    kernel = torch.from_numpy(env[:, ::-1].astype(np.float32).copy())  # (b, k), flipped for conv1d
+    weight = kernel.repeat_interleave(f, dim=0)[:, None, :]  # (b * f, 1, k)
+    padded = torch.nn.functional.pad(power.reshape(1, b * f, t), (k - 1, 0))
+    return torch.nn.functional.conv1d(padded, weight, groups=b * f).reshape(b, f, t)
+
+
+def augment_batch(x: torch.Tensor, lengths: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator,
+                  *, frame_s: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
     """Return an augmented copy of log-mel batch ``x`` and its (possibly stretched) lengths;
-    padding beyond the lengths is zero."""
+    padding beyond the lengths is zero. ``frame_s``: the features' hop in seconds (for reverberation)."""
     if cfg.time_stretch > 0:
         x, lengths = stretch_time(x, lengths, float(rng.uniform(1 - cfg.time_stretch, 1 + cfg.time_stretch)))
     if cfg.freq_warp > 0:
@@ -50,6 +77,9 @@ def augment_batch(x: torch.Tensor, lengths: torch.Tensor, cfg: AugmentConfig, rn
     ln10 = math.log(10.0) / 10.0
     x = x + torch.from_numpy(rng.uniform(-cfg.gain_db, cfg.gain_db, (b, 1, 1)).astype(np.float32)) * ln10
     power = torch.exp(x) * mask
+    if cfg.reverb_prob > 0:  # (draws nothing when off: runs without it stay as they were)
+        rt60 = np.where(rng.random(b) < cfg.reverb_prob, rng.uniform(0.1, 1.0, b) * cfg.reverb_rt60, 0.0)
+        power = reverberate(power, rt60, rng.uniform(*DRR_DB, b), frame_s) * mask
     level = power.sum((1, 2), keepdim=True) / (n_valid * f)  # mean power per bin and frame
     extra = torch.zeros_like(power)
     noisy = torch.from_numpy((rng.random(b) < cfg.noise_prob).astype(np.float32))[:, None, None]

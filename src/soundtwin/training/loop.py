@@ -157,7 +157,7 @@ class Trainer:
         cands = 1 if self.views or self.cfg.features.kind == "speech_embedding" else t.crop_candidates
         x, lengths = to_tensors([crop(self.data.feats[i], n, rng, cands) for i in idx])
         if self.cfg.augment.enabled and self.cfg.features.kind == "logmel":
-            x, lengths = augment_batch(x, lengths, self.cfg.augment, rng)
+            x, lengths = augment_batch(x, lengths, self.cfg.augment, rng, frame_s=1.0 / self.fps)
         return self.to_device(x, lengths)
 
     def _labels(self, idx: np.ndarray) -> torch.Tensor:
