@@ -223,6 +223,8 @@ def _finetuned(path: Path) -> str:
     rows = [r for r in json.loads(path.read_text()) if r["source"] == "sound"]
     if not rows:
         return ""
+    first = {p: k for k, p in reversed(list(enumerate(r["protocol"] for r in rows)))}  # protocols as first measured
+    rows.sort(key=lambda r: (first[r["protocol"]], bool(r["overrides"]), " ".join(r["overrides"]), r["seed"]))
     table = [["protocol", "settings", "seed", "zero-shot EER", "fine-tuned EER", "dev EER"]] + [
         [r["protocol"], " ".join(r["overrides"]) or "(`--from sound` as it is: lr 2e-4)", str(r["seed"]), f"{r['zero_shot_eer']:.4f}",
          f"{r['fine_tuned_eer']:.4f}", f"{r['dev_eer']:.4f}" if "dev_eer" in r else "-"] for r in rows]
