@@ -55,13 +55,15 @@ def main() -> int:
                 res = train(pdir / "train.csv", Path(work) / "m", cfg, cache_dir=Path(work) / "c", init_from=args.source)
                 seconds = time.perf_counter() - t0
                 m = evaluate(res.verifier, trials).metrics
+                # (its clips' features are in this run's cache: the dev run reads them, not the audio)
+                dev = dev_eer(pdir / "train.csv", cfg, args.source, seed, Path(work) / "c") if args.dev else None
             row = {"protocol": protocol, "source": args.source, "trains": cfg.model.name, "seed": seed,
                    "overrides": args.overrides,
                    "zero_shot_eer": round(zero.eer, 4), "fine_tuned_eer": round(m.eer, 4),
                    "fine_tuned_accuracy": round(m.accuracy, 4), "heldout_eer": round(res.history[-1].heldout_eer, 4),
                    "train_seconds": round(seconds, 1), "threads": args.threads, "when": time.strftime("%Y-%m-%d %H:%M")}
-            if args.dev:
-                row["dev_eer"] = dev_eer(pdir / "train.csv", cfg, args.source, seed)
+            if dev is not None:
+                row["dev_eer"] = dev
             key = (protocol, args.source, seed, args.overrides)
             update_rows(args.results, lambda rows, key=key, row=row: [
                 r for r in rows if (r["protocol"], r["source"], r["seed"], r["overrides"]) != key] + [row])
@@ -82,8 +84,9 @@ def halves(train_csv: Path, seed: int) -> tuple[list, list]:
     return a, b
 
 
-def dev_eer(train_csv: Path, cfg, source: str, seed: int) -> float:  # type: ignore[no-untyped-def]
-    """Fine-tune on one half of ``train_csv`` (:func:`halves`), then the EER of every pair of the other half."""
+def dev_eer(train_csv: Path, cfg, source: str, seed: int, cache: Path) -> float:  # type: ignore[no-untyped-def]
+    """Fine-tune on one half of ``train_csv`` (:func:`halves`), then the EER of every pair of the other half
+    (features from ``cache``, the feature cache of the run on the whole split)."""
     fit, held = halves(train_csv, seed)
     with tempfile.TemporaryDirectory() as work:
         csv_path = Path(work) / "half.csv"
@@ -91,7 +94,7 @@ def dev_eer(train_csv: Path, cfg, source: str, seed: int) -> float:  # type: ign
             w = csv.writer(fh)
             w.writerow(["path", "label"])
             w.writerows([str(Path(c.path).resolve()), c.label] for c in fit)
-        res = train(csv_path, Path(work) / "m", cfg, cache_dir=Path(work) / "c", init_from=source)
+        res = train(csv_path, Path(work) / "m", cfg, cache_dir=cache, init_from=source)
         e = res.verifier.embed([c.path for c in held])
     labels = np.array([c.label for c in held])
     i, j = np.triu_indices(len(held), 1)

@@ -49,14 +49,11 @@ def reverberate(power: torch.Tensor, rt60: np.ndarray, drr_db: np.ndarray, frame
     energy decays by 60 dB over ``rt60[i]`` seconds and holds ``10 ** (-drr_db[i] / 10)`` of the direct
     sound's energy. ``rt60[i] == 0`` leaves clip ``i`` as it is. Causal: nothing moves earlier in time."""
     b, f, t = power.shape
-    k = int(math.ceil(float(rt60.max()) / frame_s)) + 1 if rt60.max() > 0 else 1
-    lag = np.arange(k, dtype=np.float64)[None, :] * frame_s
-    with np.errstate(divide="ignore", invalid="ignore"):
-        env = np.where(rt60[:, None] > 0, np.exp(-13.8155 * lag / np.maximum(rt60[:, None], 1e-9)), 0.0)
-    env[:, 0] = 0.0
-    tail = env.sum(1, keepdims=True)
-    env = np.where(tail > 0, env * (10 ** (-drr_db[:, None] / 10)) / np.maximum(tail, 1e-12), 0.0)
-    env[:, 0] = 1.0
+    k = int(math.ceil(float(rt60.max()) / frame_s)) + 1  # taps: the direct sound, then the tail's frames
+    lag = np.arange(1, k, dtype=np.float64) * frame_s
+    tail = np.exp(-13.8155 * lag[None, :] / np.maximum(rt60[:, None], 1e-9))  # (b, k - 1); RT60 0: all 0
+    tail *= 10 ** (-drr_db[:, None] / 10) / np.maximum(tail.sum(1, keepdims=True), 1e-300)
+    env = np.concatenate([np.ones((b, 1)), tail], axis=1)
     kernel = torch.from_numpy(env[:, ::-1].astype(np.float32).copy())  # (b, k), flipped for conv1d
     weight = kernel.repeat_interleave(f, dim=0)[:, None, :]  # (b * f, 1, k)
     padded = torch.nn.functional.pad(power.reshape(1, b * f, t), (k - 1, 0))
