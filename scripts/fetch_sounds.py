@@ -59,6 +59,8 @@ ARCHIVES = (".zip", ".pk3", ".wz")
 TAKE = re.compile(r"[ _-]*(?<!\d)\d{1,2}$")
 #: a "kind" of more takes than this is a numbered catalogue too (``tut1`` .. ``tut80``): its clips stay apart
 MAX_TAKES = 32
+#: folders of music tracks: a long file in one is music, not a recording to cut into segments
+MUSIC = re.compile(r"(^|/)(music|mus|titles)/", re.I)
 
 
 def kind(rel: str) -> str:
@@ -81,6 +83,18 @@ def split_catalogues(rows: list[dict]) -> int:
             r["kind"] = r["path"].rpartition(".")[0]
             changed += 1
     return changed
+
+
+def segments(data: bytes, seconds: float, most: int) -> list[bytes]:
+    """The first ``most`` whole ``seconds``-long stretches of a long recording, each as FLAC bytes (16-bit)."""
+    y, sr = sf.read(io.BytesIO(data), dtype="int16", always_2d=True)
+    n = int(round(seconds * sr))
+    out = []
+    for k in range(min(most, len(y) // n)):
+        buf = io.BytesIO()
+        sf.write(buf, y[k * n:(k + 1) * n], sr, format="FLAC", subtype="PCM_16")
+        out.append(buf.getvalue())
+    return out
 
 
 def content_hash(path: Path | io.BytesIO) -> str | None:
@@ -175,6 +189,9 @@ def main() -> int:
     ap.add_argument("--packages", default=",".join(PACKAGES))
     ap.add_argument("--min-s", type=float, default=0.3)
     ap.add_argument("--max-s", type=float, default=10.0)
+    ap.add_argument("--long-segments", type=int, default=0, metavar="N",
+                    help="cut a recording longer than --max-s (not in a music folder) into its first N stretches "
+                         "of --max-s seconds, each a clip of the recording's kind (default 0: drop it)")
     ap.add_argument("--exclude", type=Path, action="append", default=[],
                     help="a manifest.csv (of this script) whose clips must not be taken again (content hash)")
     args = ap.parse_args()
@@ -206,26 +223,37 @@ def main() -> int:
                 except (RuntimeError, sf.LibsndfileError):
                     dropped["undecodable"] += 1
                     continue
-                if not args.min_s <= info.duration <= args.max_s:
+                if info.duration < args.min_s or (info.duration > args.max_s and
+                                                  (not args.long_segments or MUSIC.search(rel))):
                     dropped["length"] += 1
                     continue
-                h = content_hash(io.BytesIO(data))
-                if h is None:
-                    dropped["undecodable"] += 1
-                    continue
-                if h in banned or h in seen:
-                    dropped["evaluation" if h in banned else "duplicate"] += 1
-                    continue
-                seen.add(h)
-                dest = out / package / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(data)
-                rel = dest.relative_to(out).as_posix()
-                rows.append({"path": rel, "label": f"{package}:{rel}", "group": package, "kind": kind(rel),
-                             "package": package, "licence": " / ".join(lic), "seconds": round(info.duration, 3),
-                             "sha": h})
-                kept += 1
-                seconds += info.duration
+                if info.duration <= args.max_s:
+                    clips = [(rel, data, info.duration)]
+                else:  # a long recording: its first stretches, each a take of its kind (the whole file checked too)
+                    stem = rel.rpartition(".")[0]
+                    clips = [(f"{stem}.seg{k}.flac", d, args.max_s)
+                             for k, d in enumerate(segments(data, args.max_s, args.long_segments))]
+                    if content_hash(io.BytesIO(data)) in banned:
+                        dropped["evaluation"] += 1
+                        continue
+                for name, blob, duration in clips:
+                    h = content_hash(io.BytesIO(blob))
+                    if h is None:
+                        dropped["undecodable"] += 1
+                        continue
+                    if h in banned or h in seen:
+                        dropped["evaluation" if h in banned else "duplicate"] += 1
+                        continue
+                    seen.add(h)
+                    dest = out / package / name
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest.write_bytes(blob)
+                    path = dest.relative_to(out).as_posix()
+                    rows.append({"path": path, "label": f"{package}:{path}", "group": package,
+                                 "kind": kind(f"{package}/{rel}"), "package": package, "licence": " / ".join(lic),
+                                 "seconds": round(duration, 3), "sha": h})
+                    kept += 1
+                    seconds += duration
             sources[package] = {"version": version, "licences": lic, "clips": kept, "hours": round(seconds / 3600, 3),
                                 "dropped": dropped}
             print(f"{package} {version}: {kept} clips, {seconds / 60:.1f} min, licences {lic}, dropped {dropped}",

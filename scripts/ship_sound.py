@@ -160,10 +160,13 @@ and an encoder whose embeddings moved with the clips batched beside them (fixed 
 the 2,617-clip `sound` gives 0.338 / 0.244); the rows of 4,571 clips add 12 more packages (flare-game,
 scorched3d-data, naev-data, hydrogen-drumkits and 8 small ones: benchmarks/RESULTS.md), not kept. 60 epochs
 instead of 30 was the one change kept that held on the unseen classes of every seed and on the dev pairs. The rows
-with `loss.teacher` were also distilled from aiSFX (a CNN trained on commercial sound-effect libraries, CC BY 4.0):
-3 seeds each a little better on heldout-sounds and its dev pairs (about 0.01 EER) and on few-shot, equal on
-catsdogs; not shipped, since aiSFX's training recordings cannot be checked against the evaluation clips
-(benchmarks/RESULTS.md). The rows with `augment.reverb_prob=0.5` heard half their crops in a simulated room
+with `loss.teacher=.../aisfx-kind...` were also distilled from aiSFX (a CNN trained on commercial sound-effect
+libraries, CC BY 4.0): 3 seeds each a little better on heldout-sounds and its dev pairs (about 0.01 EER) and on
+few-shot, equal on catsdogs; not shipped, since aiSFX's training recordings cannot be checked against the
+evaluation clips (benchmarks/RESULTS.md). The rows with `loss.teacher=.../names-kind...` also learnt to predict
+the words their file names share with another package's (`dog`, `door`, `footstep`: `scripts/name_targets.py`,
+200 words, 1,234 of the 2,805 kinds named): 2 seeds, no better than without (mixed, within the seed spread), not
+kept. The rows with `augment.reverb_prob=0.5` heard half their crops in a simulated room
 (RT60 0.08-0.8 s), for recordings less dry than game effects: no better (2 seeds: catsdogs 0.334 / 0.3015,
 heldout-sounds 0.2305 / 0.211, 5-way 1-shot 0.847 / 0.844, against 0.319 / 0.300, 0.2225 / 0.2205 and 0.856 /
 0.858 without), not kept:

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import fetch_sounds  # noqa: E402
+import name_targets  # noqa: E402
 
 
 def _wav(seconds: float = 0.5, freq: float = 440.0, fmt: str = "WAV") -> bytes:
@@ -125,3 +126,62 @@ def test_content_hash_follows_samples_not_file_name_or_format(tmp_path: Path) ->
     assert h(tmp_path / "a.wav") == h(tmp_path / "renamed.flac")
     assert h(tmp_path / "a.wav") != h(tmp_path / "other.wav")
     assert h(tmp_path / "broken.wav") is None
+
+
+def test_segments_are_the_first_whole_stretches_of_a_long_recording() -> None:
+    t = np.arange(16000 * 25) / 16000
+    y = (9000 * np.sin(2 * np.pi * (200 + 20 * t) * t)).astype(np.int16)  # a rising tone: every stretch differs
+    buf = io.BytesIO()
+    sf.write(buf, y, 16000, format="OGG", subtype="VORBIS")
+    data = buf.getvalue()
+    got = fetch_sounds.segments(data, 10.0, 6)
+    assert len(got) == 2  # 25 s: two whole 10-s stretches, the last 5 s left
+    decoded, _ = sf.read(io.BytesIO(data), dtype="int16")
+    for k, blob in enumerate(got):
+        seg, sr = sf.read(io.BytesIO(blob), dtype="int16")
+        assert sr == 16000 and np.array_equal(seg, decoded[k * 160000:(k + 1) * 160000])
+    assert len(fetch_sounds.segments(data, 10.0, 1)) == 1
+    assert fetch_sounds.content_hash(io.BytesIO(got[0])) != fetch_sounds.content_hash(io.BytesIO(got[1]))
+
+
+def test_music_folders_are_not_cut_into_segments() -> None:
+    assert fetch_sounds.MUSIC.search("usr/share/games/x/music/theme.ogg")
+    assert fetch_sounds.MUSIC.search("data/base/titles/StartOfGame.ogg")
+    assert not fetch_sounds.MUSIC.search("audio/ambient/weather/rain_11.ogg")
+    assert not fetch_sounds.MUSIC.search("sound/animals/musk_ox.ogg")
+
+def test_words_split_names_into_lower_case_singular_words() -> None:
+    assert name_targets.words("Foorstep_Sand_Running2") == {"foorstep", "sand", "running"}
+    assert name_targets.words("fauna/animal/dogBarks-03.ogg") == {"fauna", "animal", "dog", "bark", "ogg"}
+    assert name_targets.words("ui/glass") == {"glass"}  # "ss" is no plural; "ui" is too short
+
+
+def test_name_targets_keep_words_two_packages_share_and_weigh_them_to_unit_length(tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    from soundtwin.training.losses.teacher import load_targets
+
+    kinds = {"alpha-game/usr/share/sounds/fauna/dog_bark": "alpha-game",
+             "alpha-game/usr/share/sounds/door_open": "alpha-game",
+             "alpha-game/usr/share/sounds/alpha_intro": "alpha-game",  # a package-name word
+             "alpha-game/usr/share/sounds/lonely_whistle": "alpha-game",  # its words are one package's
+             "beta-data/sfx/animals/Dogs": "beta-data",
+             "beta-data/sfx/Doors_creak": "beta-data",
+             "beta-data/sfx/alpha_wave": "beta-data"}  # two packages' word, but a package's name
+    kinds |= {f"beta-data/sfx/fill{k}x": "beta-data" for k in range(14)}  # "fill": no other package's
+    kinds |= {f"{p}/sfx/common_{k}x": p for k in range(2) for p in ("alpha-game", "beta-data")}  # 4 of 25 kinds
+    vocab, targets = name_targets.name_targets(kinds)
+    assert vocab == ["dog", "door"]  # common: in over a tenth of the kinds; sfx, usr, sounds: path words
+    dog_a, dog_b = targets["alpha-game/usr/share/sounds/fauna/dog_bark"], targets["beta-data/sfx/animals/Dogs"]
+    assert dog_a == dog_b == {"dog": 1.0}
+    assert targets["alpha-game/usr/share/sounds/alpha_intro"] == {}
+    assert targets["alpha-game/usr/share/sounds/lonely_whistle"] == {}
+
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,kind,package\n" + "".join(f"x.wav,{k},{p}\n" for k, p in kinds.items()))
+    out = tmp_path / "t" / "names.safetensors"
+    assert name_targets.main(["--manifest", str(manifest), "--out", str(out)]) == 0
+    with safe_open(str(out), framework="pt") as fh:
+        assert fh.metadata()["vocabulary"] == "dog door"
+    t = load_targets(out, ["beta-data/sfx/animals/Dogs", "beta-data/sfx/Doors_creak", "beta-data/sfx/fill3x"])
+    assert t.tolist() == [[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]  # a kind with no shared word: the zero target
