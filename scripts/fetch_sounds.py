@@ -195,6 +195,8 @@ def main() -> int:
     ap.add_argument("--exclude", type=Path, action="append", default=[],
                     help="a manifest.csv (of this script) whose clips must not be taken again (content hash)")
     args = ap.parse_args()
+    if args.long_segments < 0:
+        sys.exit(f"--long-segments: a number of stretches, 0 or more, not {args.long_segments}")
     out = args.out.expanduser()
     if out.is_dir() and any(out.iterdir()) and not (out / "sources.json").is_file():
         sys.exit(f"{out}: holds files this script did not write; give a new or empty folder")
@@ -230,12 +232,12 @@ def main() -> int:
                 if info.duration <= args.max_s:
                     clips = [(rel, data, info.duration)]
                 else:  # a long recording: its first stretches, each a take of its kind (the whole file checked too)
-                    stem = rel.rpartition(".")[0]
-                    clips = [(f"{stem}.seg{k}.flac", d, args.max_s)
-                             for k, d in enumerate(segments(data, args.max_s, args.long_segments))]
                     if content_hash(io.BytesIO(data)) in banned:
                         dropped["evaluation"] += 1
                         continue
+                    stem = rel.rpartition(".")[0]
+                    clips = [(f"{stem}.seg{k}.flac", d, args.max_s)
+                             for k, d in enumerate(segments(data, args.max_s, args.long_segments))]
                 for name, blob, duration in clips:
                     h = content_hash(io.BytesIO(blob))
                     if h is None:
