@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     from soundtwin.training.losses.teacher import save_targets
 
     with open(args.manifest, newline="", encoding="utf-8") as fh:
-        kinds = {r["kind"]: r["package"] for r in csv.DictReader(fh)}
+        reader = csv.DictReader(fh)
+        if not {"kind", "package"} <= set(reader.fieldnames or ()):
+            sys.exit(f"{args.manifest}: needs kind and package columns (a manifest of scripts/fetch_sounds.py)")
+        kinds = {r["kind"]: r["package"] for r in reader}
     vocab, targets = name_targets(kinds)
     column = {w: i for i, w in enumerate(vocab)}
     vectors = {}
