@@ -85,16 +85,17 @@ def split_catalogues(rows: list[dict]) -> int:
     return changed
 
 
-def segments(data: bytes, seconds: float, most: int) -> list[bytes]:
-    """The first ``most`` whole ``seconds``-long stretches of a long recording, each as FLAC bytes (16-bit)."""
-    y, sr = sf.read(io.BytesIO(data), dtype="int16", always_2d=True)
+def segments(y: np.ndarray, sr: int, seconds: float, most: int) -> list[np.ndarray]:
+    """The first ``most`` whole ``seconds``-long stretches of decoded samples ``y`` (frames, channels)."""
     n = int(round(seconds * sr))
-    out = []
-    for k in range(min(most, len(y) // n)):
-        buf = io.BytesIO()
-        sf.write(buf, y[k * n:(k + 1) * n], sr, format="FLAC", subtype="PCM_16")
-        out.append(buf.getvalue())
-    return out
+    return [y[k * n:(k + 1) * n] for k in range(min(most, len(y) // n))]
+
+
+def flac(y: np.ndarray, sr: int) -> bytes:
+    """16-bit samples as FLAC bytes (lossless: they decode to the same samples, so hash alike)."""
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
 
 
 def content_hash(path: Path | io.BytesIO) -> str | None:
@@ -104,6 +105,11 @@ def content_hash(path: Path | io.BytesIO) -> str | None:
         y, sr = sf.read(path, dtype="int16", always_2d=True)
     except (RuntimeError, sf.LibsndfileError, ValueError):
         return None
+    return samples_hash(y, sr)
+
+
+def samples_hash(y: np.ndarray, sr: int) -> str:
+    """:func:`content_hash` of samples already decoded (int16, frames x channels)."""
     return hashlib.blake2b(y.mean(axis=1).astype(np.int16).tobytes() + str(sr).encode(), digest_size=16).hexdigest()
 
 
@@ -230,16 +236,16 @@ def main() -> int:
                     dropped["length"] += 1
                     continue
                 if info.duration <= args.max_s:
-                    clips = [(rel, data, info.duration)]
+                    clips = [(rel, data, info.duration, content_hash(io.BytesIO(data)))]
                 else:  # a long recording: its first stretches, each a take of its kind (the whole file checked too)
-                    if content_hash(io.BytesIO(data)) in banned:
+                    y, sr = sf.read(io.BytesIO(data), dtype="int16", always_2d=True)
+                    if samples_hash(y, sr) in banned:
                         dropped["evaluation"] += 1
                         continue
                     stem = rel.rpartition(".")[0]
-                    clips = [(f"{stem}.seg{k}.flac", d, args.max_s)
-                             for k, d in enumerate(segments(data, args.max_s, args.long_segments))]
-                for name, blob, duration in clips:
-                    h = content_hash(io.BytesIO(blob))
+                    clips = [(f"{stem}.seg{k}.flac", flac(seg, sr), args.max_s, samples_hash(seg, sr))
+                             for k, seg in enumerate(segments(y, sr, args.max_s, args.long_segments))]
+                for name, blob, duration, h in clips:
                     if h is None:
                         dropped["undecodable"] += 1
                         continue

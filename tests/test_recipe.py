@@ -133,15 +133,18 @@ def test_segments_are_the_first_whole_stretches_of_a_long_recording() -> None:
     y = (9000 * np.sin(2 * np.pi * (200 + 20 * t) * t)).astype(np.int16)  # a rising tone: every stretch differs
     buf = io.BytesIO()
     sf.write(buf, y, 16000, format="OGG", subtype="VORBIS")
-    data = buf.getvalue()
-    got = fetch_sounds.segments(data, 10.0, 6)
+    decoded, _ = sf.read(io.BytesIO(buf.getvalue()), dtype="int16", always_2d=True)
+    got = fetch_sounds.segments(decoded, 16000, 10.0, 6)
     assert len(got) == 2  # 25 s: two whole 10-s stretches, the last 5 s left
-    decoded, _ = sf.read(io.BytesIO(data), dtype="int16")
-    for k, blob in enumerate(got):
-        seg, sr = sf.read(io.BytesIO(blob), dtype="int16")
-        assert sr == 16000 and np.array_equal(seg, decoded[k * 160000:(k + 1) * 160000])
-    assert len(fetch_sounds.segments(data, 10.0, 1)) == 1
-    assert fetch_sounds.content_hash(io.BytesIO(got[0])) != fetch_sounds.content_hash(io.BytesIO(got[1]))
+    hashes = []
+    for k, seg in enumerate(got):
+        back, sr = sf.read(io.BytesIO(fetch_sounds.flac(seg, 16000)), dtype="int16", always_2d=True)
+        assert sr == 16000 and np.array_equal(back, decoded[k * 160000:(k + 1) * 160000])
+        # the hash of the samples in hand is the hash of the written file
+        hashes.append(fetch_sounds.samples_hash(seg, 16000))
+        assert hashes[-1] == fetch_sounds.content_hash(io.BytesIO(fetch_sounds.flac(seg, 16000)))
+    assert len(fetch_sounds.segments(decoded, 16000, 10.0, 1)) == 1
+    assert hashes[0] != hashes[1]
 
 
 def test_music_folders_are_not_cut_into_segments() -> None:
