@@ -419,6 +419,16 @@ def _app_sections() -> list[str]:
                               json.loads(f.read_text()), [("protocol", "protocol"), ("triplet margin", "margin"),
                         ("cohort", "cohort"), ("raw cosine", "raw")] +
                         [(f"AS-norm top {k}", f"asnorm_{k}") for k in (50, 200, 1000)])
+    f = HERE / "score_norm_zeroshot_results.json"
+    if f.is_file():
+        lines += _section("Score normalisation with no training (AS-norm, zero-shot)",
+                  "`python benchmarks/score_norm.py --zero-shot sound --cohort benchmarks/work/sounds/manifest.csv`: "
+                  "the built-in `sound`, trained on no protocol, scores each protocol's test trials and every pair of "
+                  "its train split (dev) by raw cosine and AS-normalised against its pretraining clips as the cohort; "
+                  "EER.",
+                              json.loads(f.read_text()), [("model", "model"), ("protocol", "protocol"),
+                        ("trials", "trials"), ("cohort", "cohort"), ("raw cosine", "raw")] +
+                        [(f"AS-norm top {k}", f"asnorm_{k}") for k in (50, 200, 1000)] + [("AS-norm all", "asnorm_all")])
     f = HERE / "contention_results.json"
     if f.is_file():
         res = json.loads(f.read_text())
