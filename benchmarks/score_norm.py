@@ -25,10 +25,8 @@ from pathlib import Path
 import numpy as np
 from run import PUBLIC, own_protocols, protocol_dir
 
-from soundtwin.audio import load_audio
 from soundtwin.data import discover
 from soundtwin.data import read_trials
-from soundtwin.errors import NoSoundError
 from soundtwin.io import atomic_write_text
 from soundtwin.metrics import eer
 from soundtwin.runtime import load_verifier
@@ -50,14 +48,9 @@ def zero_shot(model: str, cohort_manifest: Path) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as cache:
         v = load_verifier(model, "torch", cache_dir=cache)
-        paths = []
-        for c in discover(cohort_manifest):
-            try:  # a digitally silent clip has no embedding (the trainer drops it too)
-                load_audio(c.path, v.cfg.features.sample_rate)
-            except NoSoundError:
-                continue
-            paths.append(c.path)
-        cohort = v.embed(paths)
+        # a clip with no sound (digital silence) has no embedding: dropped, as the trainer drops it
+        feats, _ = v.extractor.from_files([c.path for c in discover(cohort_manifest)], skip_errors=True)
+        cohort = v.embed_features([f for f in feats if f is not None])
         ks = (*TOP_K, len(cohort))
         for p in PUBLIC + own_protocols():
             pdir = protocol_dir(p)

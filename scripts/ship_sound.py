@@ -160,7 +160,10 @@ and an encoder whose embeddings moved with the clips batched beside them (fixed 
 the 2,617-clip `sound` gives 0.338 / 0.244); the rows of 4,571 clips add 12 more packages (flare-game,
 scorched3d-data, naev-data, hydrogen-drumkits and 8 small ones: benchmarks/RESULTS.md), not kept; the rows of
 3,912 clips keep long recordings too, ambient ones mostly, cut in 10-s stretches (`fetch_sounds.py --long-segments
-6`: 0.49 h more): better on heldout-sounds, worse on catsdogs (test and dev, both seeds), not kept. 60 epochs
+6`: 0.49 h more): better on heldout-sounds, worse on catsdogs (test and dev, both seeds), not kept; the rows of
+5,336 clips add 1,600 procedural animal-like calls (`scripts/synth_calls.py`: 400 "species" drawn as a body and a
+voice, 4 calls each, 0.9 h): catsdogs better on one seed and equal on the other (test and dev), heldout-sounds
+worse on its test trials (both seeds, by 0.04) and 5-way 1-shot lower, not kept. 60 epochs
 instead of 30 was the one change kept that held on the unseen classes of every seed and on the dev pairs. The rows
 with `loss.teacher=.../aisfx-kind...` were also distilled from aiSFX (a CNN trained on commercial sound-effect
 libraries, CC BY 4.0): 3 seeds each a little better on heldout-sounds and its dev pairs (about 0.01 EER) and on
