@@ -16,8 +16,10 @@ Seeded: the same arguments write the same samples. Writes FLAC clips and a manif
 ``scripts/fetch_sounds.py`` (``kind`` is the species); ``--with`` appends another manifest's rows (paths made
 absolute), so ``benchmarks/pretrain.py --manifest`` takes both at once.
 
-    python scripts/synth_calls.py --out benchmarks/work/synth-calls --species 500 --takes 4 \\
-        --with benchmarks/work/sounds/manifest.csv
+    python scripts/synth_calls.py --out benchmarks/work/synth-calls --species 400 --takes 4 \\
+        --with benchmarks/work/sounds/manifest.csv --group 0ad-data
+
+(tried in pretraining and not kept: benchmarks/RESULTS-notes.md, "Eighth session on it").
 """
 
 from __future__ import annotations
