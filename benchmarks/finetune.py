@@ -7,6 +7,11 @@ beside the built-in with no training.
 ``--dev`` adds a check the test trials never see (a setting that wins on them alone is not one to keep): each
 seed also fine-tunes on half of the train split (stratified by label, the halves drawn by the seed) and scores
 every pair of the other half (``dev_eer``).
+
+``--ensemble`` averages the scores of the seeds' fine-tunes instead (``finetune_ensemble_results.json``):
+
+    python benchmarks/finetune.py --protocols catsdogs --source sound --seeds 0,1,2,3 --dev --ensemble --threads 1 \
+        --set train.lr=2e-3 --set train.val_fraction=0.05
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from soundtwin.metrics import eer  # noqa: E402
 from soundtwin.runtime import load_verifier  # noqa: E402
 from soundtwin.training import finetune_config, train  # noqa: E402
 
+ENSEMBLE_RESULTS = HERE / "finetune_ensemble_results.json"
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,7 +50,17 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads of each training (train.num_threads)")
     ap.add_argument("--dev", action="store_true",
                     help="also fine-tune on half of the train split and report the EER of every pair of the other half")
+    ap.add_argument("--ensemble", action="store_true",
+                    help="score averaging over the seeds' fine-tunes (results: finetune_ensemble_results.json)")
     args = ap.parse_args()
+    if args.ensemble:
+        for protocol in args.protocols.split(","):
+            row = ensemble(protocol, args)
+            key = (protocol, args.source, row["seeds"], args.overrides, args.dev)
+            update_rows(ENSEMBLE_RESULTS, lambda rows, key=key, row=row: [
+                r for r in rows if (r["protocol"], r["source"], r["seeds"], r["overrides"], "dev" in r) != key] + [row])
+            print(json.dumps(row))
+        return 0
     for protocol in args.protocols.split(","):
         pdir = protocol_dir(protocol)
         trials = read_trials(pdir / "trials.txt")
@@ -87,7 +104,14 @@ def halves(train_csv: Path, seed: int) -> tuple[list, list]:
 def dev_eer(train_csv: Path, cfg, source: str, seed: int, cache: Path) -> float:  # type: ignore[no-untyped-def]
     """Fine-tune on one half of ``train_csv`` (:func:`halves`), then the EER of every pair of the other half
     (features from ``cache``, the feature cache of the run on the whole split)."""
-    fit, held = halves(train_csv, seed)
+    scores, labels = dev_scores(train_csv, cfg, source, seed, cache)
+    return round(eer(scores, labels)[0], 4)
+
+
+def dev_scores(train_csv: Path, cfg, source: str, halves_seed: int, cache: Path  # type: ignore[no-untyped-def]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`dev_eer`'s scores and labels (1: same label), the halves drawn by ``halves_seed``."""
+    fit, held = halves(train_csv, halves_seed)
     with tempfile.TemporaryDirectory() as work:
         csv_path = Path(work) / "half.csv"
         with open(csv_path, "w", newline="", encoding="utf-8") as fh:
@@ -98,7 +122,42 @@ def dev_eer(train_csv: Path, cfg, source: str, seed: int, cache: Path) -> float:
         e = res.verifier.embed([c.path for c in held])
     labels = np.array([c.label for c in held])
     i, j = np.triu_indices(len(held), 1)
-    return round(eer(res.verifier.score_embeddings(e[i], e[j]), (labels[i] == labels[j]).astype(int))[0], 4)
+    return np.asarray(res.verifier.score_embeddings(e[i], e[j]), dtype=np.float64), (labels[i] == labels[j]).astype(int)
+
+
+def ensemble(protocol: str, args: argparse.Namespace) -> dict:
+    """Score averaging over fine-tunes that differ only by seed: each seed fine-tunes on the whole train split
+    (scored on the test trials) and, with ``--dev``, on the halves drawn by the first seed (every pair of the other
+    half), so the members of both ensembles saw the same clips. EER of each member and of the mean score of the
+    first 1, 2, ... members."""
+    pdir = protocol_dir(protocol)
+    trials = read_trials(pdir / "trials.txt")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    test, dev, dev_labels, seconds = [], [], None, 0.0
+    with tempfile.TemporaryDirectory() as work:
+        for seed in seeds:
+            cfg = finetune_config(args.source, [*args.overrides, f"train.seed={seed}", f"train.num_threads={args.threads}"])
+            t0 = time.perf_counter()
+            res = train(pdir / "train.csv", Path(work) / f"m{seed}", cfg, cache_dir=Path(work) / "c",
+                        init_from=args.source)
+            seconds += time.perf_counter() - t0
+            test.append(np.asarray(evaluate(res.verifier, trials).scores, dtype=np.float64))
+            if args.dev:
+                sc, dev_labels = dev_scores(pdir / "train.csv", cfg, args.source, seeds[0], Path(work) / "c")
+                dev.append(sc)
+            print(f"seed {seed}: test EER {eer(test[-1], trials.labels)[0]:.4f}", flush=True)
+
+    def rates(scores: list[np.ndarray], labels: np.ndarray) -> dict:
+        return {"members": [round(eer(s, labels)[0], 4) for s in scores],
+                "averaged": [round(eer(np.mean(scores[:k], axis=0), labels)[0], 4) for k in range(1, len(scores) + 1)]}
+
+    row = {"protocol": protocol, "source": args.source, "seeds": seeds, "overrides": args.overrides,
+           "test": rates(test, trials.labels), "train_seconds": round(seconds, 1), "threads": args.threads,
+           "when": time.strftime("%Y-%m-%d %H:%M")}
+    if args.dev:
+        row["dev"] = rates(dev, dev_labels)
+        row["dev_halves_seed"] = seeds[0]
+    return row
 
 
 if __name__ == "__main__":

@@ -339,3 +339,54 @@ def test_training_with_a_teacher_resumes_as_if_never_stopped_and_fine_tunes_with
     assert cfg.loss.teacher == "" and cfg.loss.name == "supcon"
     tuned = train(synth_data / "train", tmp_path / "ft", cfg, cache_dir=tmp_path / "c", init_from=tmp_path / "a")
     assert tuned.verifier.meta["fine_tuned_from"]["model"] == str(tmp_path / "a")
+
+
+def test_weight_averaging_keeps_the_average_and_resumes_as_if_never_stopped(synth_data, tmp_path):
+    """``train.ema_epochs``: training follows the same path as without it, and what is kept (the saved model,
+    the returned verifier, the held-out EER) is the exponential moving average of the weights after each step,
+    decay 1 - 1 / (ema_epochs x steps an epoch). The weights trained on travel in the training state: a run
+    stopped after an epoch and resumed keeps the same average as one that never stopped."""
+    import torch
+    from safetensors.torch import load_file
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    base = TINY + ["train.epochs=3", "train.lr=0.02"]
+    steps: list[list[torch.Tensor]] = []
+    hook = register_optimizer_step_post_hook(
+        lambda opt, *_: steps.append([p.detach().clone() for p in opt.param_groups[0]["params"]]))
+    try:
+        avg = train(synth_data / "train", tmp_path / "a", load_config("default", overrides=base + ["train.ema_epochs=1"]),
+                    cache_dir=tmp_path / "c")
+    finally:
+        hook.remove()
+    plain = train(synth_data / "train", tmp_path / "p", load_config("default", overrides=base), cache_dir=tmp_path / "c")
+    assert [h.loss for h in avg.history] == pytest.approx([h.loss for h in plain.history], rel=1e-5)
+
+    decay = 1 - 1 / (len(steps) / 3)  # one epoch's steps
+    ema = steps[0]
+    for w in steps[1:]:
+        ema = [decay * e + (1 - decay) * x for e, x in zip(ema, w)]
+    saved = load_file(str(tmp_path / "a" / "model.safetensors"))
+    names = [n for n, _ in Verifier.load(tmp_path / "a", cache_dir=False).encoder.named_parameters()]
+    assert len(names) == len(ema)
+    for n, e, last in zip(names, ema, steps[-1]):
+        key = next(k for k in saved if k.endswith(n))
+        assert torch.allclose(saved[key], e, atol=1e-5), n
+    # (the average is not the last step's weights, and the returned verifier holds it too)
+    assert max(float((s - e).abs().max()) for s, e in zip(steps[-1], ema)) > 1e-3
+    clips = sorted((synth_data / "test").rglob("*.wav"))[:4]
+    assert np.allclose(avg.verifier.embed(clips), Verifier.load(tmp_path / "a", cache_dir=False).embed(clips), atol=1e-5)
+    assert not np.allclose(avg.verifier.embed(clips), plain.verifier.embed(clips), atol=1e-3)
+
+    def stop_after_one(e):
+        if e.epoch == 1:
+            raise KeyboardInterrupt
+
+    cfg = load_config("default", overrides=base + ["train.ema_epochs=1"])
+    with pytest.raises(KeyboardInterrupt):
+        train(synth_data / "train", tmp_path / "b", cfg, cache_dir=tmp_path / "c", on_epoch=stop_after_one)
+    resumed = train(synth_data / "train", tmp_path / "b", cfg, resume=True, cache_dir=tmp_path / "c")
+    assert [h.loss for h in resumed.history] == pytest.approx([h.loss for h in avg.history], rel=1e-5)
+    assert [h.heldout_eer for h in resumed.history] == pytest.approx([h.heldout_eer for h in avg.history], abs=1e-6)
+    again = load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert all(torch.allclose(again[k], saved[k], atol=1e-5) for k in saved)

@@ -165,6 +165,9 @@ class TrainConfig:
     seed: int = 0
     num_threads: int = 0  # 0: all cores
     grad_clip: float = 5.0
+    # > 0: the model kept is an exponential moving average of the weights over about this many epochs
+    # (decay 1 - 1 / (ema_epochs x steps an epoch)); 0: the last step's weights
+    ema_epochs: float = 0.0
 
     def __post_init__(self) -> None:
         _choice("train.optimizer", self.optimizer, ("adam", "adamw", "rmsprop", "sgd"))
@@ -174,7 +177,7 @@ class TrainConfig:
         _positive("train.per_class", self.per_class)
         for k in ("epochs", "batch_size", "lr", "pairs_per_clip", "crop_candidates"):
             _positive(f"train.{k}", getattr(self, k))
-        for k in ("weight_decay", "num_threads", "grad_clip"):
+        for k in ("weight_decay", "num_threads", "grad_clip", "ema_epochs"):
             _positive(f"train.{k}", getattr(self, k), allow_zero=True)
         if not 0 < self.val_fraction < 0.9:
             raise ConfigError(f"train.val_fraction: must be in (0, 0.9), got {self.val_fraction!r}")

@@ -7,17 +7,19 @@ tensor and batch lives on one device (``device``: ``cpu``, the default, ``cuda``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..config import ExperimentConfig, changed_keys
 from ..data import trial_pairs, validation_split
@@ -139,6 +141,11 @@ class Trainer:
         self.global_step = 0
         self.sched = build_scheduler(cfg, self.opt, self.total_steps)
         self.last_lr = self.opt.param_groups[0]["lr"]
+        # weight averaging: the average starts as a copy of the weights after the first step (n_averaged 0)
+        self.ema: AveragedModel | None = None
+        if cfg.train.ema_epochs > 0:
+            decay = 1.0 - 1.0 / max(1.0, cfg.train.ema_epochs * self.steps_per_epoch)
+            self.ema = AveragedModel(self.encoder, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
     @property
     def total_steps(self) -> int:
@@ -234,6 +241,8 @@ class Trainer:
             self.last_lr = self.opt.param_groups[0]["lr"]
             self.opt.step()
             self.sched.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.encoder)
             self.global_step += 1
             losses.append(float(loss.detach()))
             if on_step is not None:
@@ -260,11 +269,39 @@ class Trainer:
         scores = np.concatenate([dist.score(emb[:n], emb[n:]), dist.score(emb[i[pick]], emb[n + j[pick]])])
         return scores, np.concatenate([np.ones(n), np.zeros(len(pick))]).astype(np.float32)
 
+    @contextlib.contextmanager
+    def averaged(self) -> Iterator[None]:
+        """With weight averaging, the encoder holds the averaged weights inside the block (to validate and
+        save them) and its own again after it."""
+        if self.ema is None or int(self.ema.n_averaged) == 0:
+            yield
+            return
+        live = {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}
+        self.encoder.load_state_dict(self.ema.module.state_dict())
+        try:
+            yield
+        finally:
+            self.encoder.load_state_dict(live)
+
+    def finish(self) -> None:
+        """The end of training: the encoder keeps the averaged weights (with weight averaging)."""
+        if self.ema is not None and int(self.ema.n_averaged) > 0:
+            self.encoder.load_state_dict(self.ema.module.state_dict())
+
     def state_bytes(self) -> bytes:
-        return state_bytes(self.loss, self.opt, self.global_step)
+        # with weight averaging the model directory holds the average: the state adds the weights trained on
+        live = None if self.ema is None else self.encoder.state_dict()
+        n = 0 if self.ema is None else int(self.ema.n_averaged)
+        return state_bytes(self.loss, self.opt, self.global_step, live=live, n_averaged=n)
 
     def load_state(self, blob: bytes, meta: dict[str, str]) -> None:
-        self.global_step = load_state(blob, meta, self.loss, self.opt)
+        """Continue from a saved state; the encoder must hold the saved model's weights (with weight averaging,
+        the average: it becomes the average again, and the encoder gets the weights trained on)."""
+        self.global_step, live, n = load_state(blob, meta, self.loss, self.opt)
+        if self.ema is not None and live is not None and n > 0:
+            self.ema.module.load_state_dict(self.encoder.state_dict())
+            self.ema.n_averaged.fill_(n)
+            self.encoder.load_state_dict(live)
         self.sched = build_scheduler(self.cfg, self.opt, self.total_steps, start_step=self.global_step)
 
 
@@ -521,16 +558,18 @@ class _Run:
                  diverged: Diverged | None = None) -> None:
             if rank != 0:  # rank 0 alone validates and writes the model directory
                 return
-            scores, labels = heldout if heldout is not None else tr.heldout_scores(cfg.train.seed)
-            verifier.calibrate(scores, labels)
-            verifier.save(out_dir, extra={TRAIN_STATE: tr.state_bytes(), CALIBRATION: calibration_npz(scores, labels),
-                                          TRAIN_CLIPS: clip_keys_},
-                          meta_updates={**base_meta, "epoch": epoch, "interrupted": interrupted,
-                                        "complete": epoch >= cfg.train.epochs and not interrupted,
-                                        "diverged": None if diverged is None else
-                                        {"epoch": diverged.epoch, "step": diverged.step},
-                                        "history": [asdict(h) for h in history],
-                                        "training_seconds": round(time.perf_counter() - self.t0, 2)})
+            state = tr.state_bytes()  # (the weights trained on: taken before the average goes in)
+            with tr.averaged():
+                scores, labels = heldout if heldout is not None else tr.heldout_scores(cfg.train.seed)
+                verifier.calibrate(scores, labels)
+                verifier.save(out_dir, extra={TRAIN_STATE: state, CALIBRATION: calibration_npz(scores, labels),
+                                              TRAIN_CLIPS: clip_keys_},
+                              meta_updates={**base_meta, "epoch": epoch, "interrupted": interrupted,
+                                            "complete": epoch >= cfg.train.epochs and not interrupted,
+                                            "diverged": None if diverged is None else
+                                            {"epoch": diverged.epoch, "step": diverged.step},
+                                            "history": [asdict(h) for h in history],
+                                            "training_seconds": round(time.perf_counter() - self.t0, 2)})
 
         diverged: Diverged | None = None
         try:
@@ -538,7 +577,8 @@ class _Run:
                 te = time.perf_counter()
                 loss = tr.run_epoch(epoch, on_step)
                 if rank == 0:
-                    scores, labels = tr.heldout_scores(cfg.train.seed)
+                    with tr.averaged():
+                        scores, labels = tr.heldout_scores(cfg.train.seed)
                     e, thr = compute_eer(scores, labels)
                 else:  # (only rank 0 holds the held-out part)
                     scores, labels, e, thr = np.zeros(0), np.zeros(0), float("nan"), float("nan")
@@ -561,6 +601,7 @@ class _Run:
             if tr.global_step > 0:
                 save(len(history), True)
             raise
+        tr.finish()
         if hasattr(tr.encoder, "memo"):
             tr.encoder.memo = None  # the returned verifier computes every clip afresh
         res = TrainResult(out_dir, verifier, history, lf.skipped, time.perf_counter() - self.t0, diverged=diverged)
