@@ -328,6 +328,23 @@ def _app_sections() -> list[str]:
                        ("settings", "overrides"),
                        ("zero-shot EER", "zero_shot_eer"), ("fine-tuned EER", "fine_tuned_eer"),
                        ("dev EER", "dev_eer"), ("accuracy", "fine_tuned_accuracy"), ("train s", "train_seconds")])
+    f = HERE / "finetune_ensemble_results.json"
+    if f.is_file():
+        def each(v: list) -> str:
+            return " / ".join(map(_cell, v))
+
+        ens = [{**r, "settings": " ".join(r["overrides"]), "seeds": ",".join(map(str, r["seeds"])),
+                "test members": each(r["test"]["members"]), "test averaged": each(r["test"]["averaged"]),
+                "dev members": each(r["dev"]["members"]) if "dev" in r else "-",
+                "dev averaged": each(r["dev"]["averaged"]) if "dev" in r else "-"} for r in json.loads(f.read_text())]
+        lines += _section("Fine-tuning: averaging the scores of several fine-tunes",
+                  "`python benchmarks/finetune.py --ensemble --seeds S1,S2,.. --dev [--set ...]`: each seed fine-tunes "
+                  "the built-in on the protocol's train split; EER of each member and of the mean score of the first "
+                  "1, 2, .. members, on the test trials and (dev) on every pair of the half of the train split that "
+                  "fine-tunes on the other half (halves drawn by the first seed, the same for every member).",
+                  ens, [("source", "source"), ("protocol", "protocol"), ("settings", "settings"), ("seeds", "seeds"),
+                        ("test EER, members", "test members"), ("test EER, averaged over 1, 2, ..", "test averaged"),
+                        ("dev EER, members", "dev members"), ("dev EER, averaged over 1, 2, ..", "dev averaged")])
     lines += _calibration_sections()
     f = HERE / "pretrain_results.json"
     if f.is_file():
