@@ -163,7 +163,10 @@ scorched3d-data, naev-data, hydrogen-drumkits and 8 small ones: benchmarks/RESUL
 6`: 0.49 h more): better on heldout-sounds, worse on catsdogs (test and dev, both seeds), not kept; the rows of
 5,336 clips add 1,600 procedural animal-like calls (`scripts/synth_calls.py`: 400 "species" drawn as a body and a
 voice, 4 calls each, 0.9 h): catsdogs better on one seed and equal on the other (test and dev), heldout-sounds
-worse on its test trials (both seeds, by 0.04) and 5-way 1-shot lower, not kept. 60 epochs
+worse on its test trials (both seeds, by 0.04) and 5-way 1-shot lower, not kept; the rows of 4,336 clips add 600
+of them (150 species): catsdogs better on both seeds' test trials (0.296 / 0.291), heldout-sounds equal on one
+seed and worse by 0.06 on the other (0.2235 / 0.2785; its dev pairs equal / better), 5-way 1-shot equal / lower:
+not kept. 60 epochs
 instead of 30 was the one change kept that held on the unseen classes of every seed and on the dev pairs. The rows
 with `loss.teacher=.../aisfx-kind...` were also distilled from aiSFX (a CNN trained on commercial sound-effect
 libraries, CC BY 4.0): 3 seeds each a little better on heldout-sounds and its dev pairs (about 0.01 EER) and on
