@@ -66,11 +66,8 @@ def main() -> int:
         trials = read_trials(pdir / "trials.txt")
         zero = evaluate(load_verifier(args.source, "torch", cache_dir=False), trials).metrics
         for seed in map(int, args.seeds.split(",")):
-            cfg = finetune_config(args.source, [*args.overrides, f"train.seed={seed}", f"train.num_threads={args.threads}"])
             with tempfile.TemporaryDirectory() as work:
-                t0 = time.perf_counter()
-                res = train(pdir / "train.csv", Path(work) / "m", cfg, cache_dir=Path(work) / "c", init_from=args.source)
-                seconds = time.perf_counter() - t0
+                cfg, res, seconds = fine_tune(pdir, args, seed, Path(work) / "m", Path(work) / "c")
                 m = evaluate(res.verifier, trials).metrics
                 # (its clips' features are in this run's cache: the dev run reads them, not the audio)
                 dev = dev_eer(pdir / "train.csv", cfg, args.source, seed, Path(work) / "c") if args.dev else None
@@ -86,6 +83,14 @@ def main() -> int:
                 r for r in rows if (r["protocol"], r["source"], r["seed"], r["overrides"]) != key] + [row])
             print(json.dumps(row))
     return 0
+
+
+def fine_tune(pdir: Path, args: argparse.Namespace, seed: int, out: Path, cache: Path):  # type: ignore[no-untyped-def]
+    """One seed's fine-tune of ``args.source`` on the protocol's train split: ``(config, result, seconds)``."""
+    cfg = finetune_config(args.source, [*args.overrides, f"train.seed={seed}", f"train.num_threads={args.threads}"])
+    t0 = time.perf_counter()
+    res = train(pdir / "train.csv", out, cfg, cache_dir=cache, init_from=args.source)
+    return cfg, res, time.perf_counter() - t0
 
 
 def halves(train_csv: Path, seed: int) -> tuple[list, list]:
@@ -136,11 +141,8 @@ def ensemble(protocol: str, args: argparse.Namespace) -> dict:
     test, dev, dev_labels, seconds = [], [], None, 0.0
     with tempfile.TemporaryDirectory() as work:
         for seed in seeds:
-            cfg = finetune_config(args.source, [*args.overrides, f"train.seed={seed}", f"train.num_threads={args.threads}"])
-            t0 = time.perf_counter()
-            res = train(pdir / "train.csv", Path(work) / f"m{seed}", cfg, cache_dir=Path(work) / "c",
-                        init_from=args.source)
-            seconds += time.perf_counter() - t0
+            cfg, res, took = fine_tune(pdir, args, seed, Path(work) / f"m{seed}", Path(work) / "c")
+            seconds += took
             test.append(np.asarray(evaluate(res.verifier, trials).scores, dtype=np.float64))
             if args.dev:
                 sc, dev_labels = dev_scores(pdir / "train.csv", cfg, args.source, seeds[0], Path(work) / "c")

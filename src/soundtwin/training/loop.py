@@ -273,7 +273,7 @@ class Trainer:
     def averaged(self) -> Iterator[None]:
         """With weight averaging, the encoder holds the averaged weights inside the block (to validate and
         save them) and its own again after it."""
-        if self.ema is None or int(self.ema.n_averaged) == 0:
+        if not self._has_average:
             yield
             return
         live = {k: v.detach().clone() for k, v in self.encoder.state_dict().items()}
@@ -285,8 +285,12 @@ class Trainer:
 
     def finish(self) -> None:
         """The end of training: the encoder keeps the averaged weights (with weight averaging)."""
-        if self.ema is not None and int(self.ema.n_averaged) > 0:
+        if self._has_average:
             self.encoder.load_state_dict(self.ema.module.state_dict())
+
+    @property
+    def _has_average(self) -> bool:
+        return self.ema is not None and int(self.ema.n_averaged) > 0
 
     def state_bytes(self) -> bytes:
         # with weight averaging the model directory holds the average: the state adds the weights trained on
