@@ -137,7 +137,8 @@ def main() -> int:
                 shutil.copytree(Path(work) / "m", args.keep, dirs_exist_ok=False)
             v = load_verifier(Path(work) / "m", "torch", cache_dir=CACHE)
             got = measure(lambda paths: v.embed(paths))
-        row = {"preset": args.preset, "settings": args.overrides, "clips": len(clips),
+        row = {"preset": args.preset, "settings": args.overrides, "manifest": _shown(args.manifest),
+               "clips": len(clips),
                "groups": len({c.group for c in clips}), "hours": round(_hours(args.manifest), 3),
                "pretrain_seconds": round(seconds, 1), "threads": args.threads, "machine": "CPU, 2 cores",
                "heldout_eer": v.meta.get("heldout_eer"), **got}
@@ -199,6 +200,12 @@ def _relabel(manifest: Path, out: Path) -> Path:
         w.writerow({**r, "path": str((manifest.parent / r["path"]).resolve()), "label": r["kind"]})
     out.write_text(buf.getvalue(), encoding="utf-8")
     return out
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the row records it: from the repository root where it lies under it."""
+    p = path.resolve()
+    return str(p.relative_to(HERE.parent)) if p.is_relative_to(HERE.parent) else str(p)
 
 
 def _hours(manifest: Path) -> float:

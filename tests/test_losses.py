@@ -129,6 +129,35 @@ def test_distillation_adds_a_head_that_learns_each_class_target_and_weight_zero_
     assert first > 0.5 and cos.min().item() > 0.95  # 4 clusters of 8-d embeddings: a linear map fits their targets
 
 
+def test_a_projection_head_is_what_the_class_loss_sees_and_is_trained_with_it():
+    """``loss.projection``: the class loss scores ``head(emb)`` (Linear, BatchNorm, ReLU, Linear back to the
+    embedding width), and the head's weights are the objective's, so the optimiser trains them."""
+    from soundtwin.errors import ConfigError
+
+    over = ["model.embedding_dim=8", "loss.name=supcon"]
+    classes = ["a", "b", "c", "d"]
+    g = torch.Generator().manual_seed(2)
+    y = torch.arange(16) % 4
+    emb = torch.randn(16, 8, generator=g)
+    plain = build_loss(load_config("default", overrides=over), classes)
+    loss = build_loss(load_config("default", overrides=over + ["loss.projection=32"]), classes)
+    assert {k.split(".")[0] for k in loss.state_dict()} == {"head"}
+    assert loss.head[0].weight.shape == (32, 8) and loss.head[-1].weight.shape == (8, 32)
+    assert loss(emb, y).item() == pytest.approx(plain(loss.head(emb), y).item(), rel=1e-6)
+    assert abs(loss(emb, y).item() - plain(emb, y).item()) > 1e-3
+    opt = torch.optim.Adam(loss.parameters(), lr=0.01)  # the embeddings stay fixed: only the head learns
+    first = loss(emb, y).item()
+    for _ in range(200):
+        opt.zero_grad()
+        loss(emb, y).backward()
+        opt.step()
+    assert loss(emb, y).item() < 0.5 * first
+    with pytest.raises(ConfigError, match="loss.projection: a projection head needs a class loss"):
+        load_config("default", overrides=["loss.name=contrastive", "loss.projection=32"])
+    with pytest.raises(ConfigError, match="loss.projection"):
+        load_config("default", overrides=["loss.projection=-1"])
+
+
 def test_distillation_needs_a_class_loss():
     from soundtwin.errors import ConfigError
 

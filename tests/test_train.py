@@ -307,6 +307,18 @@ def test_fine_tuning_a_trained_model_directory_starts_from_its_weights(trained, 
         finetune_config(trained[0], ["model.channels=8"])
 
 
+def _stopped_after_one_epoch_and_resumed(data, out, cfg, cache):
+    """Train ``cfg`` on ``data`` into ``out``, interrupted after epoch 1, then resume it to the end."""
+
+    def stop_after_one(e):
+        if e.epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(data, out, cfg, cache_dir=cache, on_epoch=stop_after_one)
+    return train(data, out, cfg, resume=True, cache_dir=cache)
+
+
 def test_training_with_a_teacher_resumes_as_if_never_stopped_and_fine_tunes_without_it(synth_data, tmp_path):
     """The distillation head is part of the objective's saved state: a run stopped after an epoch and resumed
     gives the losses of a run that never stopped (the targets file is read again, not checkpointed). Fine-tuning
@@ -322,13 +334,7 @@ def test_training_with_a_teacher_resumes_as_if_never_stopped_and_fine_tunes_with
                                                    f"loss.teacher={tmp_path / 't.safetensors'}"])
     whole = train(synth_data / "train", tmp_path / "a", cfg, cache_dir=tmp_path / "c")
 
-    def stop_after_one(e):
-        if e.epoch == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(synth_data / "train", tmp_path / "b", cfg, cache_dir=tmp_path / "c", on_epoch=stop_after_one)
-    resumed = train(synth_data / "train", tmp_path / "b", cfg, resume=True, cache_dir=tmp_path / "c")
+    resumed = _stopped_after_one_epoch_and_resumed(synth_data / "train", tmp_path / "b", cfg, tmp_path / "c")
     assert [h.loss for h in resumed.history] == pytest.approx([h.loss for h in whole.history], rel=1e-5)
     plain = train(synth_data / "train", tmp_path / "p", load_config("default", overrides=TINY + [
         "train.epochs=3", "loss.name=supcon"]), cache_dir=tmp_path / "c")
@@ -339,6 +345,30 @@ def test_training_with_a_teacher_resumes_as_if_never_stopped_and_fine_tunes_with
     assert cfg.loss.teacher == "" and cfg.loss.name == "supcon"
     tuned = train(synth_data / "train", tmp_path / "ft", cfg, cache_dir=tmp_path / "c", init_from=tmp_path / "a")
     assert tuned.verifier.meta["fine_tuned_from"]["model"] == str(tmp_path / "a")
+
+
+def test_a_projection_head_trains_resumes_and_is_dropped_from_the_model_and_from_fine_tuning(synth_data, tmp_path):
+    """``loss.projection``: the head is in the training state (a run stopped after an epoch and resumed gives
+    the losses of one that never stopped) but not in the model (the saved weights are the encoder's, the same
+    tensors as without it), and fine-tuning the result trains the embedding itself (no head)."""
+    from safetensors.torch import load_file
+
+    from soundtwin.training import finetune_config
+
+    base = TINY + ["train.epochs=3", "loss.name=supcon"]
+    cfg = load_config("default", overrides=base + ["loss.projection=16"])
+    whole = train(synth_data / "train", tmp_path / "a", cfg, cache_dir=tmp_path / "c")
+
+    resumed = _stopped_after_one_epoch_and_resumed(synth_data / "train", tmp_path / "b", cfg, tmp_path / "c")
+    assert [h.loss for h in resumed.history] == pytest.approx([h.loss for h in whole.history], rel=1e-5)
+    plain = train(synth_data / "train", tmp_path / "p", load_config("default", overrides=base),
+                  cache_dir=tmp_path / "c")
+    with_head, without = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("a", "p"))
+    assert {k: v.shape for k, v in with_head.items()} == {k: v.shape for k, v in without.items()}
+    assert [h.loss for h in whole.history] != pytest.approx([h.loss for h in plain.history], rel=1e-3)
+    ft = finetune_config(tmp_path / "a", ["train.epochs=1"])
+    assert ft.loss.projection == 0 and ft.loss.name == "supcon"
+    assert finetune_config(tmp_path / "a", ["train.epochs=1", "loss.projection=8"]).loss.projection == 8
 
 
 def test_weight_averaging_keeps_the_average_and_resumes_as_if_never_stopped(synth_data, tmp_path):
@@ -378,14 +408,8 @@ def test_weight_averaging_keeps_the_average_and_resumes_as_if_never_stopped(synt
     assert np.allclose(avg.verifier.embed(clips), Verifier.load(tmp_path / "a", cache_dir=False).embed(clips), atol=1e-5)
     assert not np.allclose(avg.verifier.embed(clips), plain.verifier.embed(clips), atol=1e-3)
 
-    def stop_after_one(e):
-        if e.epoch == 1:
-            raise KeyboardInterrupt
-
     cfg = load_config("default", overrides=base + ["train.ema_epochs=1"])
-    with pytest.raises(KeyboardInterrupt):
-        train(synth_data / "train", tmp_path / "b", cfg, cache_dir=tmp_path / "c", on_epoch=stop_after_one)
-    resumed = train(synth_data / "train", tmp_path / "b", cfg, resume=True, cache_dir=tmp_path / "c")
+    resumed = _stopped_after_one_epoch_and_resumed(synth_data / "train", tmp_path / "b", cfg, tmp_path / "c")
     assert [h.loss for h in resumed.history] == pytest.approx([h.loss for h in avg.history], rel=1e-5)
     assert [h.heldout_eer for h in resumed.history] == pytest.approx([h.heldout_eer for h in avg.history], abs=1e-6)
     again = load_file(str(tmp_path / "b" / "model.safetensors"))

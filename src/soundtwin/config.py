@@ -129,10 +129,14 @@ class LossConfig:
     # ``teacher_weight``: a class loss only.
     teacher: str = ""
     teacher_weight: float = 1.0
+    # > 0: a class loss sees the embedding through a projection head (SimCLR's: Linear, BatchNorm, ReLU,
+    # Linear back to the embedding width) of this many hidden units, dropped after training; 0: none
+    projection: int = 0
 
     def __post_init__(self) -> None:
         _choice("loss.name", self.name, tuple(LOSSES))
         _positive("loss.teacher_weight", self.teacher_weight, allow_zero=True)
+        _positive("loss.projection", self.projection, allow_zero=True)
         _positive("loss.margin", self.margin, allow_zero=True)
         _positive("loss.distance_eps", self.distance_eps, allow_zero=True)
         _positive("loss.scale", self.scale)
@@ -235,6 +239,9 @@ class ExperimentConfig:
             raise ConfigError(f"model.ensemble > 1 trains on labelled batches: loss.name={self.loss.name} is a pair loss")
         if self.loss.teacher and self.loss.uses_pairs:
             raise ConfigError(f"loss.teacher: distillation needs a class loss, not the pair loss {self.loss.name}")
+        if self.loss.projection and self.loss.uses_pairs:
+            raise ConfigError(f"loss.projection: a projection head needs a class loss, not the pair loss "
+                              f"{self.loss.name}")
         need = LOSSES[self.loss.name].distance
         if need is not None and self.model.distance != need:
             raise ConfigError(f"loss.name={self.loss.name} compares embeddings by {need}: set model.distance={need}")

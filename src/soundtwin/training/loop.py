@@ -384,8 +384,10 @@ def finetune_config(source: str | os.PathLike[str], overrides: list[str] | tuple
     from ..pretrained import finetune_defaults, is_builtin
 
     base = _source_config(source)
-    if base.loss.teacher:  # a teacher's targets are the source's training classes, not the ones fine-tuned on
-        base = replace(base, loss=replace(base.loss, teacher=""))
+    # a teacher's targets are the source's training classes, not the ones fine-tuned on; a projection head
+    # was dropped with the source's training: fine-tuning trains the embedding itself
+    if base.loss.teacher or base.loss.projection:
+        base = replace(base, loss=replace(base.loss, teacher="", projection=0))
     cfg = apply_overrides(base, [*(finetune_defaults(str(source)) if is_builtin(source) else ()), *overrides])
     fixed = [k for k in changed_keys(base, cfg) if k.startswith(_kept(source))]
     if fixed:

@@ -34,13 +34,18 @@ LOSSES: dict[str, LossSpec] = {
 
 def build_loss(cfg: ExperimentConfig, classes: list[str]) -> Any:
     """The objective ``cfg.loss`` names, for these training classes (class losses hold learnable class
-    centres of the encoder's embedding width); with ``loss.teacher``, wrapped in distillation towards the
-    teacher's target for each class (:mod:`.teacher`)."""
+    centres of the encoder's embedding width); with ``loss.projection``, seeing the embedding through a
+    projection head (:mod:`.projection`); with ``loss.teacher``, wrapped in distillation towards the
+    teacher's target for each class (:mod:`.teacher`, from the embedding itself)."""
     from ...encoders import member_width
 
     name = LOSSES[cfg.loss.name].module
     mod = importlib.import_module(name if "." in name else f"{__name__}.{name}")
     loss = mod.build(cfg, len(classes), member_width(cfg))
+    if cfg.loss.projection:
+        from .projection import Projected
+
+        loss = Projected(loss, member_width(cfg), cfg.loss.projection)
     if cfg.loss.teacher:
         from .teacher import Distilled, load_targets
 
