@@ -446,6 +446,21 @@ def _app_sections() -> list[str]:
                               json.loads(f.read_text()), [("model", "model"), ("protocol", "protocol"),
                         ("trials", "trials"), ("cohort", "cohort"), ("raw cosine", "raw")] +
                         [(f"AS-norm top {k}", f"asnorm_{k}") for k in (50, 200, 1000)] + [("AS-norm all", "asnorm_all")])
+    f = HERE / "embed_probe_results.json"
+    if f.is_file():
+        pivot: dict[tuple[str, str], dict] = {}
+        for r in json.loads(f.read_text()):
+            row = pivot.setdefault((r["model"], r["representation"]),
+                                   {"model": r["model"], "representation": r["representation"]})
+            row[f"{r['protocol']} {r['trials']}"] = r["eer"]
+        lines += _section("Which representation scores unseen sounds (zero-shot)",
+                  "`python benchmarks/embed_probe.py --model sound`: zero-shot EER of the built-in `sound` on "
+                  "catsdogs' and heldout-sounds' test trials and on every pair of their train splits (dev), by "
+                  "cosine between: its embedding (what soundtwin scores), as is or centred / standardised per "
+                  "dimension on a third of its pretraining clips; the pooled statistics its output layer reads; "
+                  "and the mean embedding of W-frame windows every H frames (100 frames a second).",
+                  list(pivot.values()), [("model", "model"), ("representation", "representation")] +
+                  [(f"{p} {t}", f"{p} {t}") for p in ("catsdogs", "heldout-sounds") for t in ("test", "dev")])
     f = HERE / "contention_results.json"
     if f.is_file():
         res = json.loads(f.read_text())
