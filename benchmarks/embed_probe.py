@@ -62,13 +62,11 @@ class Probe:
         out = []
         with torch.inference_mode():
             for x in self.feats(paths):
-                t = x.shape[1]
-                starts = list(range(0, max(t - w, 0) + 1, h))
-                if t > w and starts[-1] != t - w:
-                    starts.append(t - w)
-                e = unit(self.enc(torch.from_numpy(np.stack([x[:, s:s + w] for s in starts])))
-                         .numpy()) if t > w else unit(self.enc(torch.from_numpy(x)[None]).numpy())
-                lv = np.array([x[:, s:s + w].mean() for s in starts]) if t > w else np.zeros(1)
+                t = x.shape[1]  # a clip of w frames or fewer is one window, itself whole
+                starts = sorted(set(range(0, t - w + 1, h)) | {t - w}) if t > w else [0]
+                wins = [x[:, s:s + w] for s in starts]
+                e = unit(self.enc(torch.from_numpy(np.stack(wins))).numpy())
+                lv = np.array([win.mean() for win in wins])
                 wt = np.exp(lv - lv.max()) if weight == "loudness" else np.ones(len(e))
                 out.append(unit((e * wt[:, None]).sum(0)))
         return np.stack(out)
