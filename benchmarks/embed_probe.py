@@ -7,7 +7,12 @@ of their train splits (dev pairs, which no test list holds), for:
 - ``pooled``: the pooled statistics the output layer reads (attentive mean and deviation, plus the spectral shape),
   raw, centred and standardised the same way;
 - ``windows W/H``: a clip longer than W frames embedded as the mean of its W-frame windows every H frames (its
-  training crops were 1-3 s; catsdogs' clips are 1-18 s, median 6 s), unweighted or weighted by window loudness.
+  training crops were 1-3 s; catsdogs' clips are 1-18 s, median 6 s), unweighted or weighted by window loudness;
+- back ends fitted on every pretraining clip's (unit-length) embedding, as speaker verification fits them on its
+  training speakers: PCA whitening, within-class covariance normalisation (WCCN) with the takes of one sound effect
+  (the manifest's ``kind``) as a class, and LDA with a kind's main file-name word (``dog``, ``door``: the words of
+  ``scripts/name_targets.py``) as a class, so that one class spans packages. Covariances are shrunk towards
+  their mean variance by ``SHRINK``.
 
 Writes benchmarks/embed_probe_results.json.
 
@@ -17,7 +22,9 @@ Writes benchmarks/embed_probe_results.json.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +37,13 @@ from soundtwin.metrics import eer
 from soundtwin.runtime import load_verifier
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "scripts"))
+from name_targets import name_targets  # noqa: E402
+
 PROTOCOLS = ("catsdogs", "heldout-sounds")
 WINDOWS = ((300, 150, "mean"), (200, 100, "mean"), (400, 200, "mean"), (200, 100, "loudness"))
+SHRINK = 0.3
+LDA_DIMS = 64
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -45,23 +57,26 @@ class Probe:
         self._pooled: list[torch.Tensor] = []
         self.enc.fc.register_forward_hook(lambda m, i, o: self._pooled.append(i[0].detach().clone()))
 
-    def feats(self, paths: list[str]) -> list[np.ndarray]:
-        f, _ = self.v.extractor.from_files(paths, skip_errors=True)  # a silent clip has none: dropped
-        return [np.ascontiguousarray(x) for x in f if x is not None]
+    def feats(self, paths: list[str]) -> list[np.ndarray | None]:
+        f, _ = self.v.extractor.from_files(paths, skip_errors=True)  # a silent clip has none: None
+        return [None if x is None else np.ascontiguousarray(x) for x in f]
 
-    def layers(self, paths: list[str]) -> dict[str, np.ndarray]:
-        """Each clip whole: ``embedding`` and ``pooled`` (one clip at a time, as ``embed`` sees it alone)."""
-        emb = []
+    def layers(self, paths: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Each clip whole: ``embedding`` and ``pooled`` (one clip at a time, as ``embed`` sees it alone), and the
+        indices of the clips that have them (a silent clip has none)."""
+        emb, kept = [], []
         self._pooled.clear()
         with torch.inference_mode():
-            for x in self.feats(paths):
-                emb.append(self.enc(torch.from_numpy(x)[None])[0].numpy())
-        return {"embedding": np.stack(emb), "pooled": torch.cat(self._pooled).numpy()}
+            for i, x in enumerate(self.feats(paths)):
+                if x is not None:
+                    emb.append(self.enc(torch.from_numpy(x)[None])[0].numpy())
+                    kept.append(i)
+        return {"embedding": np.stack(emb), "pooled": torch.cat(self._pooled).numpy()}, np.array(kept)
 
     def windowed(self, paths: list[str], w: int, h: int, weight: str) -> np.ndarray:
         out = []
         with torch.inference_mode():
-            for x in self.feats(paths):
+            for x in filter(lambda f: f is not None, self.feats(paths)):
                 t = x.shape[1]  # a clip of w frames or fewer is one window, itself whole
                 starts = sorted(set(range(0, t - w + 1, h)) | {t - w}) if t > w else [0]
                 wins = [x[:, s:s + w] for s in starts]
@@ -70,6 +85,52 @@ class Probe:
                 wt = np.exp(lv - lv.max()) if weight == "loudness" else np.ones(len(e))
                 out.append(unit((e * wt[:, None]).sum(0)))
         return np.stack(out)
+
+
+def shrunk(cov: np.ndarray) -> np.ndarray:
+    return (1 - SHRINK) * cov + SHRINK * np.trace(cov) / len(cov) * np.eye(len(cov))
+
+
+def within_class(x: np.ndarray, labels: list) -> np.ndarray:
+    """Within-class covariance of ``x`` over the classes (not None) that have two members or more."""
+    cov, n = np.zeros((x.shape[1],) * 2), 0
+    for c in set(labels) - {None}:
+        d = x[[i for i, lab in enumerate(labels) if lab == c]]
+        if len(d) > 1:
+            d = d - d.mean(0)
+            cov, n = cov + d.T @ d, n + len(d)
+    return cov / n
+
+
+def back_ends(e: np.ndarray, kinds: list[str], words: list) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{name: (mean, projection)}`` fitted on the pretraining clips' unit-length embeddings ``e``."""
+    mu = e.mean(0)
+    total = np.cov((e - mu).T)
+
+    def inv_sqrt(cov: np.ndarray) -> np.ndarray:
+        w, v = np.linalg.eigh(shrunk(cov))
+        return v @ np.diag(w ** -0.5) @ v.T
+
+    # LDA: directions maximising total over within-word variance (generalised symmetric eigenproblem)
+    lw = np.linalg.cholesky(shrunk(within_class(e, words)))
+    m = np.linalg.solve(lw, np.linalg.solve(lw, total).T)
+    _, vecs = np.linalg.eigh((m + m.T) / 2)
+    lda = np.linalg.solve(lw.T, vecs[:, ::-1][:, :LDA_DIMS])
+    return {"embedding whitened (PCA)": (mu, inv_sqrt(total)),
+            "embedding WCCN by kind": (mu, inv_sqrt(within_class(e, kinds))),
+            f"embedding LDA by file-name word ({LDA_DIMS} dims)": (mu, lda)}
+
+
+def cohort_labels(manifest: Path, kept: np.ndarray) -> tuple[list[str], list]:
+    """Each kept cohort clip's kind and main file-name word (None for a kind with no word)."""
+    with open(manifest, newline="") as f:
+        every = list(csv.DictReader(f))
+    if len(every) != len(discover(manifest)):
+        raise SystemExit(f"{manifest}: its rows and its clips differ")
+    rows = [every[i] for i in kept]
+    _, targets = name_targets({r["kind"]: r["package"] for r in rows})
+    word = {k: max(t, key=t.get) if t else None for k, t in targets.items()}
+    return [r["kind"] for r in rows], [word[r["kind"]] for r in rows]
 
 
 def trials(p: str) -> dict[str, tuple]:
@@ -91,15 +152,22 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     probe = Probe(args.model)
-    cohort = probe.layers([c.path for c in discover(args.cohort)][::3])
-    stats = {k: (v.mean(0), v.std(0) + 1e-5) for k, v in cohort.items()}
+    cohort, kept = probe.layers([c.path for c in discover(args.cohort)])
+    third = np.flatnonzero(kept % 3 == 0)  # the per-dimension statistics read a third of the clips
+    stats = {k: (v[third].mean(0), v[third].std(0) + 1e-5) for k, v in cohort.items()}
+    backs = back_ends(unit(cohort["embedding"]), *cohort_labels(args.cohort, kept))
     rows = []
     for p in PROTOCOLS:
         for split, (paths, a, b, y) in trials(p).items():
             reps = {}
-            for k, v in probe.layers(paths).items():
+            layers, kept = probe.layers(paths)
+            if len(kept) < len(paths):
+                raise SystemExit(f"{p}: {len(paths) - len(kept)} silent clips in its trials")
+            for k, v in layers.items():
                 mu, sd = stats[k]
                 reps.update({k: v, f"{k} centred": v - mu, f"{k} standardised": (v - mu) / sd})
+            for name, (mu, proj) in backs.items():
+                reps[name] = (unit(layers["embedding"]) - mu) @ proj
             for w, h, weight in WINDOWS:
                 reps[f"windows {w}/{h} {weight}"] = probe.windowed(paths, w, h, weight)
             for name, e in reps.items():
