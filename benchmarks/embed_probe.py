@@ -121,11 +121,12 @@ def back_ends(e: np.ndarray, kinds: list[str], words: list) -> dict[str, tuple[n
             f"embedding LDA by file-name word ({LDA_DIMS} dims)": (mu, lda)}
 
 
-def cohort_labels(manifest: Path, kept: np.ndarray) -> tuple[list[str], list]:
-    """Each kept cohort clip's kind and main file-name word (None for a kind with no word)."""
+def cohort_labels(manifest: Path, n_clips: int, kept: np.ndarray) -> tuple[list[str], list]:
+    """Each kept cohort clip's kind and main file-name word (None for a kind with no word); ``n_clips``: how many
+    clips ``discover`` found in the manifest (its rows and its clips must be the same list)."""
     with open(manifest, newline="") as f:
         every = list(csv.DictReader(f))
-    if len(every) != len(discover(manifest)):
+    if len(every) != n_clips:
         raise SystemExit(f"{manifest}: its rows and its clips differ")
     rows = [every[i] for i in kept]
     _, targets = name_targets({r["kind"]: r["package"] for r in rows})
@@ -152,10 +153,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     probe = Probe(args.model)
-    cohort, kept = probe.layers([c.path for c in discover(args.cohort)])
+    clips = discover(args.cohort)
+    cohort, kept = probe.layers([c.path for c in clips])
     third = np.flatnonzero(kept % 3 == 0)  # the per-dimension statistics read a third of the clips
     stats = {k: (v[third].mean(0), v[third].std(0) + 1e-5) for k, v in cohort.items()}
-    backs = back_ends(unit(cohort["embedding"]), *cohort_labels(args.cohort, kept))
+    backs = back_ends(unit(cohort["embedding"]), *cohort_labels(args.cohort, len(clips), kept))
     rows = []
     for p in PROTOCOLS:
         for split, (paths, a, b, y) in trials(p).items():
