@@ -414,3 +414,50 @@ def test_weight_averaging_keeps_the_average_and_resumes_as_if_never_stopped(synt
     assert [h.heldout_eer for h in resumed.history] == pytest.approx([h.heldout_eer for h in avg.history], abs=1e-6)
     again = load_file(str(tmp_path / "b" / "model.safetensors"))
     assert all(torch.allclose(again[k], saved[k], atol=1e-5) for k in saved)
+
+
+def test_layer_decay_trains_each_block_at_a_fraction_of_the_rate_above_and_resumes(trained, synth_data, tmp_path):
+    """``train.layer_decay``: fine-tuning moves the output end at the full rate and each block below at
+    ``layer_decay`` times the rate above: with a tiny decay the first convolution block keeps the source's
+    weights while the output layer moves. A run stopped after an epoch and resumed gives the same losses."""
+    import torch
+    from soundtwin.config import ConfigError
+    from soundtwin.training import finetune_config
+
+    src = {n: p.detach() for n, p in Verifier.load(trained[0], cache_dir=False).encoder.named_parameters()}
+    # (a contrastive loss over the batch: the source's triplet loss is already 0 on these clips)
+    base = ["train.epochs=2", "train.lr=0.01", "loss.name=supcon"]
+    cfg = finetune_config(trained[0], [*base, "train.layer_decay=1e-4"])
+    res = train(synth_data / "train", tmp_path / "ft", cfg, cache_dir=tmp_path / "c", init_from=trained[0])
+    tuned = {n: p.detach() for n, p in res.verifier.encoder.named_parameters()}
+    moved = {n: float((tuned[n] - src[n]).abs().max()) for n in src}
+    # Adam's steps are about the rate: 0.01 at the top, 0.01 x 1e-4 ** 5 in block 1
+    assert moved["fc.weight"] > 1e-3 and moved["block1.conv.weight"] < 1e-9, moved
+    assert moved["block4.conv.weight"] < moved["aggregate.conv.weight"] < moved["fc.weight"]
+    plain = train(synth_data / "train", tmp_path / "p", finetune_config(trained[0], base),
+                  cache_dir=tmp_path / "c", init_from=trained[0])
+    assert float((plain.verifier.encoder.block1.conv.weight.detach() - src["block1.conv.weight"]).abs().max()) > 1e-3
+
+    out = tmp_path / "r"
+    with pytest.raises(KeyboardInterrupt):
+        train(synth_data / "train", out, cfg, cache_dir=tmp_path / "c", init_from=trained[0],
+              on_epoch=lambda e: (_ for _ in ()).throw(KeyboardInterrupt) if e.epoch == 1 else None)
+    resumed = train(synth_data / "train", out, cfg, resume=True, cache_dir=tmp_path / "c")
+    assert [h.loss for h in resumed.history] == pytest.approx([h.loss for h in res.history], rel=1e-5)
+    assert torch.allclose(resumed.verifier.encoder.fc.weight.detach(), tuned["fc.weight"], atol=1e-6)
+
+    # the blocks hold every weight once, with a 2-D stem and in an ensemble (its members' blocks depth by depth)
+    from soundtwin.encoders import build_encoder
+
+    for extra in (["model.stem=4"], ["model.ensemble=2", "model.distance=cosine"]):
+        enc = build_encoder(load_config("default", overrides=TINY + extra))
+        held = [id(p) for g in enc.layer_groups() for p in g]
+        assert sorted(held) == sorted(id(p) for p in enc.parameters()) and len(enc.layer_groups()) == 6
+
+    for bad in ("0", "1.5"):
+        with pytest.raises(ConfigError, match="train.layer_decay"):
+            load_config("default", overrides=[f"train.layer_decay={bad}"])
+    with pytest.raises(ConfigError, match="model.name=mlp"):
+        train(synth_data / "train", tmp_path / "m", load_config("tutorial", overrides=["train.layer_decay=0.5",
+                                                                                       "train.epochs=1"]),
+              cache_dir=tmp_path / "c")

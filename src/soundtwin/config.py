@@ -172,6 +172,10 @@ class TrainConfig:
     # > 0: the model kept is an exponential moving average of the weights over about this many epochs
     # (decay 1 - 1 / (ema_epochs x steps an epoch)); 0: the last step's weights
     ema_epochs: float = 0.0
+    # < 1: layer-wise rate decay, for fine-tuning: each of the encoder's blocks trains at this fraction of the
+    # rate of the block above it (the top, its pooling and output layer, and the loss's own weights at train.lr);
+    # 1: one rate for every weight
+    layer_decay: float = 1.0
 
     def __post_init__(self) -> None:
         _choice("train.optimizer", self.optimizer, ("adam", "adamw", "rmsprop", "sgd"))
@@ -183,6 +187,8 @@ class TrainConfig:
             _positive(f"train.{k}", getattr(self, k))
         for k in ("weight_decay", "num_threads", "grad_clip", "ema_epochs"):
             _positive(f"train.{k}", getattr(self, k), allow_zero=True)
+        if not 0 < self.layer_decay <= 1:
+            raise ConfigError(f"train.layer_decay: must be in (0, 1], got {self.layer_decay!r}")
         if not 0 < self.val_fraction < 0.9:
             raise ConfigError(f"train.val_fraction: must be in (0, 0.9), got {self.val_fraction!r}")
         if not 0 < self.crop_min_s <= self.crop_max_s:

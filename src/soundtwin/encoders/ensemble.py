@@ -24,6 +24,11 @@ class EnsembleEncoder(nn.Module):
         super().__init__()
         self.members = nn.ModuleList(members)
 
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """The members' :meth:`layer_groups` depth by depth (each member's top in the first group)."""
+        per = [m.layer_groups() for m in self.members]
+        return [[p for groups in per for p in groups[d]] for d in range(len(per[0]))]
+
     def member_embeddings(self, x: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
         return [m(x, lengths) for m in self.members]
 

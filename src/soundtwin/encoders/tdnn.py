@@ -33,6 +33,13 @@ class TDNNEncoder(nn.Module):
         self.fc = nn.Linear(4 * c + (n_features if spectral_shape else 0), embedding_dim)
         self.bn_out = nn.BatchNorm1d(embedding_dim)
 
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """The weights block by block, the output end first (pooling and output layer), then the aggregating
+        layer and each convolution block down to the first (with the stem): for layer-wise rate decay."""
+        top = [*self.pool.parameters(), *self.fc.parameters(), *self.bn_out.parameters()]
+        first = [*(self.stem.parameters() if self.stem is not None else ()), *self.block1.parameters()]
+        return [top, *(list(b.parameters()) for b in (self.aggregate, self.block4, self.block3, self.block2)), first]
+
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         b, _, t = feats.shape
         if lengths is None:

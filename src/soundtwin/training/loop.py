@@ -43,7 +43,7 @@ from .distributed import init as dist_init
 from .distributed import total as dist_total
 from .distributed import world as dist_world
 from .losses import build_loss
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, param_groups
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class Trainer:
         # gradients are clipped per member, so one member's large step does not shrink another's
         self.clip_groups = [self.params] if k == 1 else \
             [list(e.parameters()) + list(f.parameters()) for e, f in zip(self.encoder.members, self.loss, strict=True)]
-        self.opt = build_optimizer(cfg, self.params)
+        self.opt = build_optimizer(cfg, param_groups(cfg, self.encoder, self.loss))
         self.fps = cfg.features.frames_per_second
         self.lengths = np.array([x.shape[-1] for x in data.feats])
         # An epoch sees all training audio about once: a long clip contributes several crops.

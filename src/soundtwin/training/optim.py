@@ -8,6 +8,7 @@ import math
 import torch
 
 from ..config import ExperimentConfig
+from ..errors import ConfigError
 
 
 def lr_factor(step: int, total: int, schedule: str) -> float:
@@ -46,8 +47,25 @@ class KerasRMSprop(torch.optim.Optimizer):
                 p.addcdiv_(p.grad, (v + group["eps"]).sqrt(), value=-group["lr"])
 
 
-def build_optimizer(cfg: ExperimentConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def param_groups(cfg: ExperimentConfig, encoder: torch.nn.Module, loss: torch.nn.Module) -> list[dict]:
+    """The optimiser's parameter groups, each with its ``lr_scale`` (a fraction of ``train.lr``): one group, or
+    with ``train.layer_decay`` < 1 one per encoder block, the output end (with the loss's weights) at the full
+    rate and each block below at ``layer_decay`` times the rate of the one above."""
+    d = cfg.train.layer_decay
+    if d == 1:
+        return [{"params": [*encoder.parameters(), *loss.parameters()], "lr_scale": 1.0}]
+    if not hasattr(encoder, "layer_groups"):
+        raise ConfigError(f"train.layer_decay={d} needs an encoder made of blocks (model.name=tdnn); "
+                          f"model.name={cfg.model.name} has none")
+    groups = encoder.layer_groups()
+    groups[0] = [*groups[0], *loss.parameters()]
+    return [{"params": g, "lr_scale": d ** k} for k, g in enumerate(groups)]
+
+
+def build_optimizer(cfg: ExperimentConfig, params: list[dict]) -> torch.optim.Optimizer:
+    """The optimiser over :func:`param_groups` (each group's rate ``train.lr`` times its ``lr_scale``)."""
     t = cfg.train
+    params = [{**g, "lr": t.lr * g.get("lr_scale", 1.0)} for g in params]
     if t.optimizer == "rmsprop":  # Keras defaults: rho 0.9, epsilon 1e-7 inside the square root
         return KerasRMSprop(params, lr=t.lr)
     if t.optimizer == "sgd":
@@ -62,7 +80,7 @@ def build_scheduler(cfg: ExperimentConfig, opt: torch.optim.Optimizer, total_ste
     """The schedule over ``total_steps`` optimiser steps, positioned at ``start_step`` (a resumed run:
     the rate is recomputed for the run's current length, so lengthening it re-spreads the decay)."""
     for g in opt.param_groups:
-        g["initial_lr"] = cfg.train.lr
+        g["initial_lr"] = cfg.train.lr * g.get("lr_scale", 1.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, functools.partial(lr_factor, total=total_steps, schedule=cfg.train.scheduler), last_epoch=start_step - 1)
     return sched
