@@ -103,3 +103,38 @@ def test_demo_runs_and_runs_again_in_the_same_workdir(tmp_path):
         r = run("demo", "--workdir", tmp_path / "d", "--epochs", "1")
         assert r.exit_code == 0, r.output
         assert "[4/4] comparing clips" in r.output and "unseen classes  EER" in r.output
+
+
+def test_evaluate_worst_names_the_clips_behind_the_errors(trained, trials_file):
+    """A clip whose every trial is labelled the wrong way round (a mislabelled recording) heads ``--worst``, and
+    the EER without its trials is the model's own again."""
+    lines = [l.split() for l in trials_file.read_text().splitlines()]
+    bad = lines[0][1]
+    flipped = trials_file.parent / "one-mislabelled.txt"
+    flipped.write_text("".join(f"{1 - int(y) if bad in (a, b) else y} {a} {b}\n" for y, a, b in lines))
+    out = json.loads(run("evaluate", trained[0], flipped, "--worst", 2, "--json", "--no-cache").stdout)
+    top = out["worst_clips"][0]
+    assert top["clip"].endswith(bad) and top["error_share"] >= 0.8, out["worst_clips"]
+    assert top["trials"] == sum(bad in (a, b) for _, a, b in lines)
+    assert top["error_share"] == round((top["false_rejects"] + top["false_accepts"]) / top["trials"], 4)
+    assert len(out["worst_clips"]) == 2 and out["eer"] > out["eer_without_worst"]
+    assert out["eer_without_worst"] <= 0.1
+    text = run("evaluate", trained[0], flipped, "--worst", 1, "--no-cache").stdout
+    assert bad in text and "EER without these clips' trials" in text
+
+
+def test_hardest_clips_counts_false_rejects_and_accepts_at_the_eer_threshold():
+    from soundtwin.data import Trials
+    from soundtwin.evaluate import Evaluation, hardest_clips
+    from soundtwin.metrics import summarize
+
+    # x is scored like the other class: its genuine trial falls below every impostor, its impostor one above
+    labels = np.array([1, 1, 0, 0, 1, 0])
+    scores = np.array([0.9, 0.1, 0.2, 0.95, 0.85, 0.15])
+    trials = Trials(labels, ["p", "x", "p", "x", "q", "q"], ["q", "r", "r", "p", "p", "r"])
+    ev = Evaluation(trials, scores, summarize(scores, labels), 4, 0.0)
+    worst, rest = hardest_clips(ev, 1)
+    assert worst == [{"clip": "x", "trials": 2, "false_rejects": 1, "false_accepts": 1, "error_share": 1.0}]
+    assert rest == 0.0  # p-q, p-r, q-p, q-r: separable
+    with pytest.raises(ValueError, match="no labels"):
+        hardest_clips(Evaluation(trials, scores, None, 4, 0.0), 1)

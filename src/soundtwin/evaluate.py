@@ -61,6 +61,36 @@ def evaluate(verifier: EmbedderBase, trials: Trials | str | os.PathLike[str],
     return Evaluation(trials, scores, metrics, n, secs, warnings)
 
 
+def hardest_clips(ev: Evaluation, n: int) -> tuple[list[dict[str, Any]], float | None]:
+    """The ``n`` clips that take part in the largest share of wrong decisions at the EER threshold (a genuine
+    trial scored below it is a false reject, an impostor one at or above it a false accept), worst first, and the
+    EER of the labelled trials that hold none of them (``None`` when no trials of both kinds are left).
+    Mislabelled or unusual clips show up here: a few clips often carry much of a small test list's errors."""
+    if ev.metrics is None:
+        raise ValueError("the trial list has no labels: no decision is wrong or right")
+    m = ev.trials.labelled
+    a = [str(x) for x, keep in zip(ev.trials.a, m, strict=True) if keep]
+    b = [str(x) for x, keep in zip(ev.trials.b, m, strict=True) if keep]
+    y, s = ev.trials.labels[m].astype(bool), ev.scores[m]
+    accept = s >= ev.metrics.eer_threshold
+    stats: dict[str, list[int]] = {}  # clip: [trials, false rejects, false accepts]
+    for side in (a, b):
+        for clip, same, yes in zip(side, y, accept, strict=True):
+            st = stats.setdefault(clip, [0, 0, 0])
+            st[0] += 1
+            st[1] += int(same and not yes)
+            st[2] += int(yes and not same)
+    order = sorted(stats, key=lambda c: (-(stats[c][1] + stats[c][2]) / stats[c][0], -stats[c][0], c))[:max(n, 0)]
+    worst = [{"clip": c, "trials": stats[c][0], "false_rejects": stats[c][1], "false_accepts": stats[c][2],
+              "error_share": round((stats[c][1] + stats[c][2]) / stats[c][0], 4)} for c in order]
+    gone = set(order)
+    keep = np.array([x not in gone and z not in gone for x, z in zip(a, b, strict=True)], dtype=bool)
+    rest = None
+    if keep.any() and 0 < y[keep].sum() < keep.sum():
+        rest = round(summarize(s[keep], y[keep].astype(int)).eer, 4)
+    return worst, rest
+
+
 def calibration_trials(verifier: EmbedderBase, data: str | os.PathLike[str], max_trials: int = 20000,
                        seed: int = 0, emb: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Trials to calibrate ``verifier`` on from a labelled set of the user's own (a folder of class folders or a

@@ -16,24 +16,32 @@ def evaluate(
     trials: Annotated[Path, typer.Argument(help="Trial list: 'LABEL PATH_A PATH_B' lines (or 'PATH_A PATH_B').")],
     scores: Annotated[Optional[Path], typer.Option("--scores", help="Write 'PATH_A PATH_B SCORE' lines here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as one JSON object.")] = False,
+    worst: Annotated[int, typer.Option("--worst", min=0, help="Also list the N clips in the largest share of wrong "
+                                       "decisions at the EER threshold, and the EER without their trials.")] = 0,
     device: Device = "cpu",
     cache: Cache = None,
     no_cache: NoCache = False,
 ) -> None:
     """Score a trial list and print EER, ROC AUC, minDCF and accuracy at the stored threshold."""
     from ..evaluate import evaluate as run_eval
-    from ..evaluate import write_scores
+    from ..evaluate import hardest_clips, write_scores
     from ..runtime import load_verifier
 
     v = load_verifier(model, "torch", device=device, cache_dir=cache_arg(cache, no_cache))
     ev = run_eval(v, trials)
     if scores:
         write_scores(scores, ev)
+    if worst and ev.metrics is None:
+        ev.warnings.append("--worst: the trial list has no labels, so no decision is known to be wrong")
     warn(ev.warnings)
     out: dict[str, Any] = {"trials": len(ev.scores), "clips": ev.n_clips,
                            "clips_per_second": round(ev.n_clips / max(ev.embed_seconds, 1e-9), 1)}
     if ev.metrics is not None:
         out.update(ev.metrics.as_dict())
+    hard: list[dict[str, Any]] = []
+    if worst and ev.metrics is not None:
+        hard, out["eer_without_worst"] = hardest_clips(ev, worst)
+        out["worst_clips"] = hard
     out["warnings"] = ev.warnings
     if as_json:
         echo_json(out)
@@ -45,6 +53,15 @@ def evaluate(
     m = ev.metrics
     typer.echo(f"EER      {m.eer:.4f}\nROC AUC  {m.roc_auc:.4f}\nminDCF   {m.min_dcf:.4f} (P_target 0.01)\n"
                f"accuracy {m.accuracy:.4f} at stored threshold {m.threshold:.4f}")
+    if hard:
+        typer.echo(f"\nclips in the most wrong decisions at the EER threshold {m.eer_threshold:.4f}:")
+        typer.echo(f"{'wrong':>7} {'trials':>6} {'false rejects':>13} {'false accepts':>13}  clip")
+        for h in hard:
+            typer.echo(f"{h['error_share']:7.1%} {h['trials']:6d} {h['false_rejects']:13d} {h['false_accepts']:13d}  "
+                       f"{h['clip']}")
+        rest = out["eer_without_worst"]
+        typer.echo(f"EER without these clips' trials: {rest:.4f}" if rest is not None else
+                   "no trials of both kinds are left without these clips")
 
 
 @command()
