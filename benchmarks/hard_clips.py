@@ -67,14 +67,16 @@ def main() -> int:
             ev = evaluate(res.verifier, trials)
     worst, rest = hardest_clips(ev, args.worst)
     label = {str(Path(c.path).resolve()): c.label for c in discover(pdir / "test.csv")}
+    desc = {path: describe(path) for path in label}  # (every trial's clip is a test clip)
     per_label: dict[str, list[dict[str, float]]] = {}
     for path, lab in label.items():
-        per_label.setdefault(lab, []).append(describe(path))
+        per_label.setdefault(lab, []).append(desc[path])
     medians = {lab: {k: round(float(np.nanmedian([d[k] for d in ds])), 2) for k in ds[0]}
                for lab, ds in sorted(per_label.items())}
     for w in worst:
-        w["label"] = label.get(str(Path(w["clip"]).resolve()), "?")
-        w.update(describe(w["clip"]))
+        path = str(Path(w["clip"]).resolve())
+        w["label"] = label.get(path, "?")
+        w.update(desc[path] if path in desc else describe(w["clip"]))
     cols = ("seconds", "level_db", "f0_hz", "voiced", "centroid_hz")
     how = "" if args.fine_tune_seed is None else f" fine-tuned (seed {args.fine_tune_seed})"
     print(f"{args.model}{how} on {args.protocol}: EER {ev.metrics.eer:.4f}, without the {len(worst)} worst clips' trials "
