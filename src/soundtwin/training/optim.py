@@ -62,10 +62,12 @@ def param_groups(cfg: ExperimentConfig, encoder: torch.nn.Module, loss: torch.nn
     return [{"params": g, "lr_scale": d ** k} for k, g in enumerate(groups)]
 
 
-def build_optimizer(cfg: ExperimentConfig, params: list[dict]) -> torch.optim.Optimizer:
-    """The optimiser over :func:`param_groups` (each group's rate ``train.lr`` times its ``lr_scale``)."""
+def build_optimizer(cfg: ExperimentConfig, params: list[dict] | list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimiser over :func:`param_groups` (each group's rate ``train.lr`` times its ``lr_scale``), or over
+    a plain list of weights (one group at ``train.lr``)."""
     t = cfg.train
-    params = [{**g, "lr": t.lr * g.get("lr_scale", 1.0)} for g in params]
+    groups = params if params and isinstance(params[0], dict) else [{"params": list(params)}]
+    params = [{**g, "lr": t.lr * g.get("lr_scale", 1.0)} for g in groups]
     if t.optimizer == "rmsprop":  # Keras defaults: rho 0.9, epsilon 1e-7 inside the square root
         return KerasRMSprop(params, lr=t.lr)
     if t.optimizer == "sgd":
