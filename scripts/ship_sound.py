@@ -184,9 +184,10 @@ both seeds' test trials (0.2115 / 0.2005) but not on its dev pairs (0.2479 / 0.2
 catsdogs worse (0.335 / 0.31), 5-way 1-shot lower (0.845 / 0.837): not kept. The rows with `loss.scale=20`
 (temperature 0.05) are worse on both protocols' test trials (2 seeds: catsdogs 0.328 / 0.3085, heldout-sounds
 0.243 / 0.2445): not kept. The rows with `model.channels=192` had a wider network (700,608 parameters against
-363,456; twice the pretraining time): seed 0 worse and seed 1 better on both protocols' test trials (catsdogs
-0.3305 / 0.294, heldout-sounds 0.229 / 0.203), dev pairs within 0.01 of the shipped width's (all four),
-5-way 1-shot 0.862 / 0.852: within the seed spread, not kept:
+363,456; twice the pretraining time), 3 seeds: catsdogs 0.3305 / 0.294 / 0.3035 (0.309 ± 0.019, the shipped
+width's 3 seeds 0.3005 ± 0.018), heldout-sounds 0.229 / 0.203 / 0.226 (0.219 ± 0.014, against 0.226 ± 0.008), dev
+pairs catsdogs 0.3437 / 0.3259 / 0.319, heldout-sounds 0.249 / 0.2649 / 0.2667, 5-way 1-shot 0.862 / 0.852 /
+0.854: within the seed spread with no training, not kept (fine-tuned: benchmarks/RESULTS.md):
 
 {_table(tries)}
 
