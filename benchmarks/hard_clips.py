@@ -22,6 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from finetune import fine_tune  # noqa: E402
 from run import protocol_dir, update_rows  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -29,7 +30,6 @@ import numpy as np  # noqa: E402
 from soundtwin.data import discover, read_trials  # noqa: E402
 from soundtwin.evaluate import evaluate, hardest_clips  # noqa: E402
 from soundtwin.runtime import load_verifier  # noqa: E402
-from soundtwin.training import finetune_config, train  # noqa: E402
 
 SR = 16000
 
@@ -60,10 +60,9 @@ def main() -> int:
     if args.fine_tune_seed is None:
         ev = evaluate(load_verifier(args.model, "torch", cache_dir=False), trials)
     else:
-        cfg = finetune_config(args.model, ["train.lr=2e-3", "train.val_fraction=0.05",
-                                           f"train.seed={args.fine_tune_seed}", "train.num_threads=1"])
+        how = argparse.Namespace(source=args.model, overrides=["train.lr=2e-3", "train.val_fraction=0.05"], threads=1)
         with tempfile.TemporaryDirectory() as work:
-            res = train(pdir / "train.csv", Path(work) / "m", cfg, cache_dir=Path(work) / "c", init_from=args.model)
+            _, res, _ = fine_tune(pdir, how, args.fine_tune_seed, Path(work) / "m", Path(work) / "c")
             ev = evaluate(res.verifier, trials)
     worst, rest = hardest_clips(ev, args.worst)
     label = {str(Path(c.path).resolve()): c.label for c in discover(pdir / "test.csv")}
