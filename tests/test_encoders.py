@@ -164,3 +164,65 @@ def test_a_stem_model_exports_to_onnx_with_the_same_embeddings(tmp_path):
     worst = export_onnx(v, tmp_path / "m.onnx", check_clips=[np.random.default_rng(1).standard_normal((64, 77))
                                                              .astype(np.float32)])
     assert worst <= 1e-4 and (tmp_path / "m.onnx").stat().st_size > 0
+
+
+def test_pcen_matches_librosa_once_its_filter_has_settled():
+    """The layer is librosa's ``pcen`` with the same constants: equal once the first frames, where the two
+    start their smoothing filters differently (librosa from a power of 1, ours from the first frame's), are
+    behind."""
+    import librosa
+    import numpy as np
+
+    from soundtwin.encoders.layers import PCEN
+
+    rng = np.random.default_rng(0)
+    power = (rng.gamma(1.0, 1.0, (8, 400)) * np.exp(rng.normal(0, 2, (8, 1)))).astype(np.float64)
+    power[:, 200:230] *= 50.0  # an onset
+    layer = PCEN(8, taps=400, s=0.05, alpha=0.9, delta=2.0, r=0.5, eps=1e-8).double()
+    with torch.no_grad():
+        ours = layer(torch.log(torch.from_numpy(power))[None])[0].numpy()
+    ref = librosa.pcen(power, b=0.05, gain=0.9, bias=2.0, power=0.5, eps=1e-8)
+    assert np.allclose(ours[:, 200:], ref[:, 200:], rtol=1e-3, atol=1e-6)  # 0.95^200: the start forgotten
+    assert ours[:, 200:203].mean() > 4 * ours[:, 150:200].mean()  # the onset stands out of the background
+
+
+def test_pcen_flattens_a_background_whatever_its_level_and_keeps_the_clip_causal():
+    from soundtwin.encoders.layers import PCEN
+
+    torch.manual_seed(0)
+    layer = PCEN(4)
+    hum = torch.zeros(1, 4, 300)  # a steady background: log-power constant in time
+    with torch.no_grad():
+        quiet, loud = layer(hum - 6.0), layer(hum + 6.0)  # 52 dB apart
+        assert torch.allclose(quiet, quiet[..., :1].expand_as(quiet), atol=1e-5)  # flat from the first frame
+        assert (loud - quiet).abs().max() < 0.2  # alpha < 1 leaves a trace of the level (12 in log-mel), no more
+        x = torch.randn(1, 4, 50)
+        later = layer(torch.cat([x, 5 * torch.randn(1, 4, 30)], dim=-1))[..., :50]
+        assert torch.allclose(layer(x), later, atol=1e-6)  # later frames change nothing before them
+
+
+def test_tdnn_with_pcen_ignores_padding_trains_its_constants_and_exports_to_onnx(tmp_path):
+    import numpy as np
+
+    from soundtwin.runtime.export import export_onnx
+    from soundtwin.runtime.torch_runtime import Verifier
+
+    torch.manual_seed(0)
+    enc = TDNNEncoder(16, channels=24, embedding_dim=8, pcen=True).eval()
+    x = torch.randn(1, 16, 37)
+    with torch.no_grad():
+        a = enc(x, torch.tensor([37]))
+        b = enc(torch.cat([x, torch.randn(1, 16, 50)], dim=-1), torch.tensor([37]))
+    assert torch.allclose(a, b, atol=1e-5)
+    enc.train()
+    enc(torch.randn(4, 16, 30)).pow(2).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.pcen.parameters())
+    assert any(p is q for p in enc.pcen.parameters() for q in enc.layer_groups()[-1])  # the first block's group
+
+    cfg = load_config("sound", overrides=["model.pcen=true", "model.channels=16", "model.embedding_dim=8"])
+    v = Verifier(build_encoder(cfg).eval(), cfg)
+    worst = export_onnx(v, tmp_path / "m.onnx", check_clips=[np.random.default_rng(1).standard_normal((64, 77))
+                                                             .astype(np.float32)])
+    assert worst <= 1e-4
+    with pytest.raises(Exception, match="model.pcen needs"):
+        load_config("default", overrides=["model.pcen=true", "features.kind=mfcc"])

@@ -93,6 +93,9 @@ class ModelConfig:
     # tdnn: channels of a 2-D convolutional stem over (band, frame) before the 1-D layers (0: none): filters
     # that slide along the mel axis too, so a pattern is the same feature at any pitch
     stem: int = 0
+    # tdnn: a trainable per-channel energy normalisation of the log-mel input (an automatic gain control per band
+    # that follows the background) before the mean normalisation; needs features.kind=logmel
+    pcen: bool = False
 
     def __post_init__(self) -> None:
         _choice("model.name", self.name, tuple(ENCODERS))
@@ -241,6 +244,9 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         if ENCODERS[self.model.name].fixed_input and self.features.max_frames == 0:
             raise ConfigError(f"model.name={self.model.name} needs a fixed input: set features.max_frames > 0")
+        if self.model.pcen and (self.model.name != "tdnn" or self.features.kind != "logmel"):
+            raise ConfigError(f"model.pcen needs model.name=tdnn and features.kind=logmel (the band powers), got "
+                              f"model.name={self.model.name}, features.kind={self.features.kind}")
         if self.model.ensemble > 1 and self.loss.uses_pairs:
             raise ConfigError(f"model.ensemble > 1 trains on labelled batches: loss.name={self.loss.name} is a pair loss")
         if self.loss.teacher and self.loss.uses_pairs:

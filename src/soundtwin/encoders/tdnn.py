@@ -6,22 +6,25 @@ import torch
 from torch import nn
 
 from ..config import ExperimentConfig
-from .layers import AttentiveStatsPool, ConvBlock, Stem2d, length_mask
+from .layers import PCEN, AttentiveStatsPool, ConvBlock, Stem2d, length_mask
 
 
 class TDNNEncoder(nn.Module):
     """1-D convolutions over mel channels (a compact ECAPA-like TDNN) with attentive statistics pooling.
 
     Per-clip mean normalisation of each feature channel over valid frames happens inside the model,
-    so gain changes do not move the embedding and any clip length is accepted.
+    so gain changes do not move the embedding and any clip length is accepted. ``pcen``: a trainable
+    per-channel energy normalisation (:class:`~soundtwin.encoders.layers.PCEN`) of the log-mel input first.
     """
 
     def __init__(self, n_features: int, channels: int = 256, embedding_dim: int = 128, dropout: float = 0.0,
-                 dilation: int = 1, stride: int = 1, spectral_shape: bool = False, stem: int = 0):
+                 dilation: int = 1, stride: int = 1, spectral_shape: bool = False, stem: int = 0,
+                 pcen: bool = False):
         super().__init__()
         c = channels
         self.spectral_shape = spectral_shape
         self.stride = stride
+        self.pcen = PCEN(n_features) if pcen else None
         self.stem = Stem2d(stem) if stem else None
         self.block1 = ConvBlock(Stem2d.out_features(n_features, stem) if stem else n_features, c, 5, stride=stride)
         self.block2 = ConvBlock(c, c, 3, dilation=2 * dilation)
@@ -37,7 +40,8 @@ class TDNNEncoder(nn.Module):
         """The weights block by block, the output end first (pooling and output layer), then the aggregating
         layer and each convolution block down to the first (with the stem): for layer-wise rate decay."""
         top = [*self.pool.parameters(), *self.fc.parameters(), *self.bn_out.parameters()]
-        first = [*(self.stem.parameters() if self.stem is not None else ()), *self.block1.parameters()]
+        first = [*(self.pcen.parameters() if self.pcen is not None else ()),
+                 *(self.stem.parameters() if self.stem is not None else ()), *self.block1.parameters()]
         return [top, *(list(b.parameters()) for b in (self.aggregate, self.block4, self.block3, self.block2)), first]
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -46,8 +50,13 @@ class TDNNEncoder(nn.Module):
             lengths = torch.full((b,), t, dtype=torch.long, device=feats.device)
         mask = length_mask(lengths, t)
         m = mask.to(feats.dtype)
-        mean = (feats * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp(min=1.0)
-        x = (feats - mean) * m
+        frames = m.sum(-1, keepdim=True).clamp(min=1.0)
+        mean = (feats * m).sum(-1, keepdim=True) / frames
+        if self.pcen is not None:
+            p = self.pcen(feats)
+            x = (p - (p * m).sum(-1, keepdim=True) / frames) * m
+        else:
+            x = (feats - mean) * m
         if self.stem is not None:
             x = self.stem(x, mask)
         h1 = self.block1(x)
@@ -72,4 +81,4 @@ class TDNNEncoder(nn.Module):
 def build(cfg: ExperimentConfig) -> TDNNEncoder:
     m, f = cfg.model, cfg.features
     return TDNNEncoder(f.n_features, channels=m.channels, embedding_dim=m.embedding_dim, dropout=m.dropout,
-                       dilation=m.dilation, stride=m.stride, spectral_shape=m.spectral_shape, stem=m.stem)
+                       dilation=m.dilation, stride=m.stride, spectral_shape=m.spectral_shape, stem=m.stem, pcen=m.pcen)
