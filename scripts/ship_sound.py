@@ -187,7 +187,10 @@ catsdogs worse (0.335 / 0.31), 5-way 1-shot lower (0.845 / 0.837): not kept. The
 363,456; twice the pretraining time), 3 seeds: catsdogs 0.3305 / 0.294 / 0.3035 (0.309 ± 0.019, the shipped
 width's 3 seeds 0.3005 ± 0.018), heldout-sounds 0.229 / 0.203 / 0.226 (0.219 ± 0.014, against 0.226 ± 0.008), dev
 pairs catsdogs 0.3437 / 0.3259 / 0.319, heldout-sounds 0.249 / 0.2649 / 0.2667, 5-way 1-shot 0.862 / 0.852 /
-0.854: within the seed spread with no training, not kept (fine-tuned: benchmarks/RESULTS.md):
+0.854: within the seed spread with no training, not kept (fine-tuned: benchmarks/RESULTS.md). The rows with
+`model.pcen=true` put a trainable per-channel energy normalisation (PCEN) before the encoder, a gain control per band
+that follows the background: 2 seeds, catsdogs 0.319 / 0.317, heldout-sounds 0.271 / 0.2045, 5-way 1-shot 0.844 /
+0.833, and fine-tuned on catsdogs from seed 0 worse (mean 0.087 against 0.068, 3 seeds): not kept:
 
 {_table(tries)}
 
