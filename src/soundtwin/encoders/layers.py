@@ -71,8 +71,8 @@ class PCEN(nn.Module):
 
     The filter runs as a causal depthwise convolution with its impulse response cut at ``taps`` frames and
     divided by the part of it that falls on the clip, so ``M`` starts at the first frame's power (librosa's
-    ``pcen`` starts from a power of 1, whatever the clip's level) and a frame never reads a later one: frames past a clip's end
-    change nothing before it. ``(batch, bands, T)`` -> ``(batch, bands, T)``."""
+    ``pcen`` starts from a power of 1, whatever the clip's level) and a frame never reads a later one: frames
+    past a clip's end change nothing before it. ``(batch, bands, T)`` -> ``(batch, bands, T)``."""
 
     def __init__(self, n_bands: int, taps: int = 128, s: float = 0.04, alpha: float = 0.96, delta: float = 2.0,
                  r: float = 0.5, eps: float = 1e-8):
