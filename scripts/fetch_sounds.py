@@ -7,7 +7,9 @@ itself, for two-view self-supervised training; ``group`` its package; ``kind`` t
 folder and file name less a trailing take number of one or two digits, ``ork_die2.wav`` -> ``.../ork_die``; a
 "kind" of over 32 clips is a numbered catalogue, whose clips keep kinds of their own) and ``sources.json`` (per
 package: version, licences from its copyright file, clips, hours). Sounds inside zip archives (``.zip``, ``.pk3``,
-``.wz``) and Qt resource files (``.rcc``) are taken too. The files stay outside the repository (benchmarks/work/
+``.wz``) and Qt resource files (``.rcc``) are taken too, and so is each recorded sample of a SoundFont (``.sf2``):
+``font.sf2/<sound>/<sample>.flac``, whose kind is ``<sound>``: the instrument for a pitched one (its notes are takes
+of one sound), the sample itself in a drum kit (bank 128). The files stay outside the repository (benchmarks/work/
 is git-ignored).
 
     python scripts/fetch_sounds.py --out benchmarks/work/heldout-sounds --packages megaglest-data
@@ -50,6 +52,10 @@ PACKAGES = ("sound-theme-freedesktop", "oxygen-sounds", "frozen-bubble-data", "p
             "lincity-ng-data", "hedgewars-data", "wesnoth-1.16-data", "supertux-data", "warzone2100-data",
             "tuxpaint-stamps-default", "widelands-data", "warmux-data", "openarena-data", "freedroidrpg-data",
             "0ad-data", "gcompris-qt-data", "colobot-common-sounds", "heroes-sound-effects", "deepin-sound-theme")
+#: packages whose copyright file is not machine-readable: their licence as its text states it
+LICENCES = {"fluid-soundfont-gm": ["MIT"]}
+#: a SoundFont sample's name or instrument, made safe for a path
+UNSAFE = re.compile(r"[^A-Za-z0-9#+.-]+")
 #: files of a package left out: tuxpaint's stamp names and descriptions read aloud in 40 languages (its
 #: stamps' own sounds, animals and things, are kept)
 SKIP = {"tuxpaint-stamps-default": re.compile(r"(_desc[^/]*|_[a-z]{2}(_[a-zA-Z]{2,4})?)\.ogg$")}
@@ -67,6 +73,8 @@ def kind(rel: str) -> str:
     """The sound a file is a take of: its path less the extension and a trailing take number (a file name
     that is only a number, ``voices/7.ogg``, keeps it)."""
     stem, _, _ = rel.rpartition(".")
+    if ".sf2/" in stem:  # a SoundFont's sample: its folder names the sound
+        return stem.rpartition("/")[0]
     base = TAKE.sub("", stem)
     return stem if not base or base.endswith("/") else base
 
@@ -126,6 +134,8 @@ def evaluation_hashes() -> set[str]:
 
 def licences(unpacked: Path, package: str) -> list[str]:
     """The ``License:`` names in the package's Debian copyright file."""
+    if package in LICENCES:
+        return LICENCES[package]
     f = unpacked / "usr" / "share" / "doc" / package / "copyright"
     text = f.read_text(errors="replace") if f.is_file() else ""
     return sorted({m.strip() for m in re.findall(r"^License:\s*(.+)$", text, flags=re.M)})
@@ -144,6 +154,9 @@ def audio_files(unpacked: Path, package: str) -> Iterator[tuple[str, bytes]]:
                 for m in sorted(z.namelist()):
                     if Path(m).suffix.lower() in AUDIO and ".." not in Path(m).parts:
                         yield f"{rel}/{m}", z.read(m)
+        elif f.suffix.lower() == ".sf2":
+            for m, (y, sr) in sf2_samples(f.read_bytes()):
+                yield f"{rel}/{m}", flac(y, sr)
         elif f.suffix.lower() == ".rcc":
             for m, data in sorted(rcc_members(f.read_bytes())):
                 if Path(m).suffix.lower() in AUDIO and ".." not in Path(m).parts:
@@ -176,6 +189,69 @@ def rcc_members(blob: bytes) -> Iterator[tuple[str, bytes]]:
             (size,) = struct.unpack_from(">I", blob, data + doff)
             raw = blob[data + doff + 4:data + doff + 4 + size]
             yield path, zlib.decompress(raw[4:]) if flags & 1 else raw
+
+
+def _riff_chunks(blob: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """(id, offset of the data, size) of each RIFF chunk from ``start`` to ``end``."""
+    while start + 8 <= end:
+        cid, size = struct.unpack_from("<4sI", blob, start)
+        if start + 8 + size > end:
+            raise ValueError(f"a RIFF chunk {cid!r} runs past its parent ({start + 8 + size} > {end})")
+        yield cid, start + 8, size
+        start += 8 + size + (size & 1)
+
+
+def _name(raw: bytes) -> str:
+    return raw.split(b"\0")[0].decode("latin-1").strip()
+
+
+def sf2_samples(blob: bytes) -> Iterator[tuple[str, tuple[np.ndarray, int]]]:
+    """(``<sound>/<sample>.flac``, (int16 samples, rate)) of each recorded sample of a SoundFont 2 file, read from
+    its sample headers (``shdr``) and the instruments that play them (``inst``/``ibag``/``igen``, generator 53);
+    ``<sound>`` is the first such instrument's name, or the sample's own in a drum kit (an instrument of a bank-128
+    preset: ``phdr``/``pbag``/``pgen``, generator 41). The right half of a stereo pair (its left is taken) and
+    samples in ROM are skipped; so is a sample no instrument plays."""
+    if blob[:4] != b"RIFF" or blob[8:12] != b"sfbk":
+        raise ValueError("not a SoundFont 2 file (no RIFF 'sfbk' header)")
+    part: dict[str, tuple[int, int]] = {}
+    for cid, off, size in _riff_chunks(blob, 12, min(len(blob), 8 + struct.unpack_from("<I", blob, 4)[0])):
+        if cid == b"LIST":
+            for c2, o2, s2 in _riff_chunks(blob, off + 4, off + size):
+                part[c2.decode("latin-1")] = (o2, s2)
+    missing = {"smpl", "phdr", "pbag", "pgen", "inst", "ibag", "igen", "shdr"} - set(part)
+    if missing:
+        raise ValueError(f"a SoundFont without its {', '.join(sorted(missing))} chunk(s)")
+
+    def records(chunk: str, fmt: str) -> list[tuple]:
+        off, size = part[chunk]
+        n = struct.calcsize(fmt)
+        return [struct.unpack_from(fmt, blob, off + n * i) for i in range(size // n)]
+
+    phdr, pbag, pgen = records("phdr", "<20sHHHIII"), records("pbag", "<HH"), records("pgen", "<HH")
+    inst, ibag, igen = records("inst", "<20sH"), records("ibag", "<HH"), records("igen", "<HH")
+    drums = {amount for i in range(len(phdr) - 1) if phdr[i][2] == 128
+             for b in range(phdr[i][3], phdr[i + 1][3]) for g in range(pbag[b][0], pbag[b + 1][0])
+             for oper, amount in [pgen[g]] if oper == 41}
+    owner: dict[int, tuple[str, bool]] = {}
+    for i in range(len(inst) - 1):  # the last record of each list is its terminal
+        for b in range(inst[i][1], inst[i + 1][1]):
+            for g in range(ibag[b][0], ibag[b + 1][0]):
+                if igen[g][0] == 53:
+                    owner.setdefault(igen[g][1], (_name(inst[i][0]), i in drums))
+    smpl_off, smpl_size = part["smpl"]
+    data = np.frombuffer(blob, dtype="<i2", count=smpl_size // 2, offset=smpl_off)
+    taken: set[str] = set()
+    for k, (raw, start, end, _, _, rate, _, _, _, kind_) in enumerate(records("shdr", "<20sIIIIIBbHH")[:-1]):
+        if k not in owner or kind_ & 0x8000 or kind_ & 2 or not 0 <= start < end <= len(data) or not rate:
+            continue
+        instrument, drum = owner[k]
+        sample = UNSAFE.sub("_", _name(raw)).strip("_.") or f"sample{k}"
+        sound = sample if drum else UNSAFE.sub("_", instrument).strip("_.") or f"instrument{k}"
+        path = f"{sound}/{sample}.flac"
+        if path in taken:  # two samples of one name: the later one gets its index
+            path = f"{sound}/{sample}-{k}.flac"
+        taken.add(path)
+        yield path, (data[start:end].astype(np.int16), int(rate))
 
 
 def fetch(package: str, work: Path) -> tuple[Path, str]:

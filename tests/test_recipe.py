@@ -84,6 +84,83 @@ def test_rcc_members_refuses_a_file_that_is_not_a_resource() -> None:
         list(fetch_sounds.rcc_members(b"RIFF" + bytes(40)))
 
 
+def _chunk(cid: bytes, body: bytes) -> bytes:
+    return cid + struct.pack("<I", len(body)) + body + b"\0" * (len(body) & 1)
+
+
+def _sf2(samples: list[tuple[str, np.ndarray, int, int]], instruments: list[tuple[str, list[int]]],
+         presets: list[tuple[str, int, int]]) -> bytes:
+    """A SoundFont 2 file: ``samples`` (name, int16 data, rate, sample type), ``instruments`` (name, the samples
+    its zones play), ``presets`` (name, bank, the instrument it plays); each list closed by its terminal record."""
+    smpl, shdr = bytearray(), bytearray()
+    for name, y, rate, kind in samples:
+        start = len(smpl) // 2
+        smpl += y.astype("<i2").tobytes() + bytes(92)  # 46 zero samples after each, as the format asks
+        shdr += struct.pack("<20sIIIIIBbHH", name.encode(), start, start + len(y), start, start + len(y), rate,
+                            60, 0, 0, kind)
+    shdr += struct.pack("<20sIIIIIBbHH", b"EOS", 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    inst, ibag, igen = bytearray(), bytearray(), bytearray()
+    for name, zones in instruments:
+        inst += struct.pack("<20sH", name.encode(), len(ibag) // 4)
+        for s in zones:
+            ibag += struct.pack("<HH", len(igen) // 4, 0)
+            igen += struct.pack("<HH", 17, 0) + struct.pack("<HH", 53, s)  # a pan, then the sample
+    inst += struct.pack("<20sH", b"EOI", len(ibag) // 4)
+    ibag += struct.pack("<HH", len(igen) // 4, 0)
+    igen += struct.pack("<HH", 0, 0)
+    phdr, pbag, pgen = bytearray(), bytearray(), bytearray()
+    for k, (name, bank, i) in enumerate(presets):
+        phdr += struct.pack("<20sHHHIII", name.encode(), k, bank, len(pbag) // 4, 0, 0, 0)
+        pbag += struct.pack("<HH", len(pgen) // 4, 0)
+        pgen += struct.pack("<HH", 41, i)
+    phdr += struct.pack("<20sHHHIII", b"EOP", 0, 0, len(pbag) // 4, 0, 0, 0)
+    pbag += struct.pack("<HH", len(pgen) // 4, 0)
+    pgen += struct.pack("<HH", 0, 0)
+    info = b"INFO" + _chunk(b"ifil", struct.pack("<HH", 2, 1))
+    sdta = b"sdta" + _chunk(b"smpl", bytes(smpl))
+    pdta = b"pdta" + b"".join(_chunk(c, bytes(b)) for c, b in [
+        (b"phdr", phdr), (b"pbag", pbag), (b"pmod", bytes(10)), (b"pgen", pgen), (b"inst", inst),
+        (b"ibag", ibag), (b"imod", bytes(10)), (b"igen", igen), (b"shdr", shdr)])
+    return _chunk(b"RIFF", b"sfbk" + _chunk(b"LIST", info) + _chunk(b"LIST", sdta) + _chunk(b"LIST", pdta))
+
+
+def test_sf2_samples_are_each_recorded_sample_named_by_the_sound_it_is_a_take_of() -> None:
+    rng = np.random.default_rng(0)
+    y = [(rng.standard_normal(n) * 3000).astype(np.int16) for n in (11025, 8000, 8000, 4000, 4000, 9000)]
+    font = _sf2([("Flute C5", y[0], 22050, 1), ("Cello A3(L)", y[1], 32000, 4), ("Cello A3(R)", y[2], 32000, 2),
+                 ("Kick 1", y[3], 44100, 1), ("Unused", y[4], 44100, 1), ("Flute C5", y[5], 22050, 1)],
+                [("Flute", [0, 5]), ("Cello/GS", [1, 2]), ("Std Kit", [3])],
+                [("Flute", 0, 0), ("Cello", 0, 1), ("Standard", 128, 2)])
+    got = dict(fetch_sounds.sf2_samples(font))
+    # the right half of the stereo cello is left (its left is taken), the sample no instrument plays too; a pitched
+    # instrument's notes share its folder, a drum kit's sample is a sound of its own; a repeated name gets its index
+    assert list(got) == ["Flute/Flute_C5.flac", "Cello_GS/Cello_A3_L.flac", "Kick_1/Kick_1.flac",
+                         "Flute/Flute_C5-5.flac"]
+    for (data, rate), k in zip(got.values(), (0, 1, 3, 5)):
+        assert np.array_equal(data, y[k])
+    assert [rate for _, rate in got.values()] == [22050, 32000, 44100, 22050]
+    assert fetch_sounds.kind("fluid/usr/x.sf2/Flute/Flute_C5-5.flac") == "fluid/usr/x.sf2/Flute"
+    assert fetch_sounds.kind("fluid/usr/x.sf2/Kick_1/Kick_1.flac") == "fluid/usr/x.sf2/Kick_1"
+    with pytest.raises(ValueError, match="SoundFont"):
+        list(fetch_sounds.sf2_samples(_wav()))
+    with pytest.raises(ValueError, match="shdr"):  # a font without its sample headers
+        list(fetch_sounds.sf2_samples(font.replace(b"shdr", b"xxxx")))
+    with pytest.raises(ValueError, match="runs past"):  # a font cut short
+        list(fetch_sounds.sf2_samples(font[:-100]))
+
+
+def test_audio_files_writes_a_soundfont_sample_as_flac_of_its_samples(tmp_path: Path) -> None:
+    y = (np.sin(np.arange(8000) / 5) * 8000).astype(np.int16)
+    (tmp_path / "usr/share/sounds/sf2").mkdir(parents=True)
+    (tmp_path / "usr/share/sounds/sf2/gm.sf2").write_bytes(_sf2([("Oboe", y, 16000, 1)], [("Oboe", [0])],
+                                                                 [("Oboe", 0, 0)]))
+    got = dict(fetch_sounds.audio_files(tmp_path, "fluid"))
+    assert list(got) == ["usr/share/sounds/sf2/gm.sf2/Oboe/Oboe.flac"]
+    back, sr = sf.read(io.BytesIO(got["usr/share/sounds/sf2/gm.sf2/Oboe/Oboe.flac"]), dtype="int16")
+    assert sr == 16000 and np.array_equal(back, y)
+    assert fetch_sounds.licences(tmp_path, "fluid-soundfont-gm") == ["MIT"]  # its copyright file says it in prose
+
+
 def test_audio_files_reads_loose_zip_and_rcc_members_and_honours_skip(tmp_path: Path, monkeypatch) -> None:
     wav = _wav()
     (tmp_path / "usr/share/snd").mkdir(parents=True)
