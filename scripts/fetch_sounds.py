@@ -269,6 +269,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--packages", default=",".join(PACKAGES))
+    ap.add_argument("--add", default="", metavar="PACKAGES",
+                    help="more packages after --packages (comma-separated), e.g. fluid-soundfont-gm")
     ap.add_argument("--min-s", type=float, default=0.3)
     ap.add_argument("--max-s", type=float, default=10.0)
     ap.add_argument("--long-segments", type=int, default=0, metavar="N",
@@ -292,7 +294,7 @@ def main() -> int:
         banned |= shas
     seen: set[str] = set()
     rows, sources = [], {}
-    for package in args.packages.split(","):
+    for package in [p for p in f"{args.packages},{args.add}".split(",") if p]:
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 unpacked, version = fetch(package, Path(tmp))

@@ -190,7 +190,11 @@ pairs catsdogs 0.3437 / 0.3259 / 0.319, heldout-sounds 0.249 / 0.2649 / 0.2667, 
 0.854: within the seed spread with no training, not kept (fine-tuned: benchmarks/RESULTS.md). The rows with
 `model.pcen=true` put a trainable per-channel energy normalisation (PCEN) before the encoder, a gain control per band
 that follows the background: 2 seeds, catsdogs 0.319 / 0.317, heldout-sounds 0.271 / 0.2045, 5-way 1-shot 0.844 /
-0.833, and fine-tuned on catsdogs from seed 0 worse (mean 0.087 against 0.068, 3 seeds): not kept:
+0.833, and fine-tuned on catsdogs from seed 0 worse (mean 0.087 against 0.068, 3 seeds): not kept. The rows of
+4,520 clips add the 784 recorded instrument samples of a General MIDI SoundFont (fluid-soundfont-gm, MIT, 0.41 h;
+`fetch_sounds.py --add fluid-soundfont-gm`), 3 seeds: catsdogs 0.2635 / 0.295 / 0.2935 (0.284 against 0.3005),
+heldout-sounds 0.269 / 0.2195 / 0.241 (0.243 against 0.226), 5-way 1-shot lower on every seed, fine-tuned on
+catsdogs the same (0.069 and 0.067 from seeds 0 and 1, 3 seeds each): not kept:
 
 {_table(tries)}
 
