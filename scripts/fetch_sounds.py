@@ -133,7 +133,8 @@ def evaluation_hashes() -> set[str]:
 
 
 def licences(unpacked: Path, package: str) -> list[str]:
-    """The ``License:`` names in the package's Debian copyright file."""
+    """The ``License:`` names in the package's Debian copyright file, or :data:`LICENCES`' entry for a package
+    whose copyright file states its licence in prose."""
     if package in LICENCES:
         return LICENCES[package]
     f = unpacked / "usr" / "share" / "doc" / package / "copyright"
