@@ -74,3 +74,37 @@ def test_reverb_settings_are_checked():
         AugmentConfig(reverb_prob=1.5)
     with pytest.raises(ConfigError, match="reverb_rt60"):
         AugmentConfig(reverb_rt60=0.0)
+
+
+def test_eq_curves_are_piecewise_linear_within_the_range_and_differ_between_clips():
+    from soundtwin.training.augment import EQ_PIECES, eq_curves
+
+    c = eq_curves(50, 64, 6.0, np.random.default_rng(0))
+    assert c.shape == (50, 64) and np.abs(c).max() <= 6.0 and np.abs(c).max() > 4.0
+    # straight between knots: the slope changes at most at the inner knots
+    bends = (np.abs(np.diff(c, n=2, axis=1)) > 1e-9).sum(1)
+    assert bends.max() <= EQ_PIECES[1] and bends.min() >= 1
+    assert not np.allclose(c[0], c[1])
+    assert eq_curves(2, 2, 6.0, np.random.default_rng(0)).shape == (2, 2)  # fewer bands than knots
+
+
+def test_augment_eq_colours_each_band_by_a_constant_and_keeps_padding_zero():
+    x = torch.randn(3, 16, 40)
+    lengths = torch.tensor([40, 25, 40])
+    x[1, :, 25:] = 0
+    off = dict(noise_prob=0.0, mix_prob=0.0, gain_db=0.0, time_masks=0, freq_masks=0)
+    dry, _ = augment_batch(x, lengths, AugmentConfig(**off), np.random.default_rng(0))
+    wet, _ = augment_batch(x, lengths, AugmentConfig(**off, eq_db=6.0), np.random.default_rng(0))
+    assert torch.all(wet[1, :, 25:] == 0)
+    shift = (wet - dry)[:, :, :25] / (np.log(10) / 10)  # dB
+    assert torch.allclose(shift, shift[:, :, :1].expand_as(shift), atol=1e-3)  # one gain a band, all frames
+    assert float(shift.abs().max()) <= 6.0 + 1e-3 and float(shift[:, :, 0].std()) > 0.5
+    assert not torch.allclose(shift[0, :, 0], shift[2, :, 0])  # each clip its own colouring
+
+
+def test_eq_setting_is_checked():
+    import pytest
+    from soundtwin.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="augment.eq_db"):
+        AugmentConfig(eq_db=-1.0)

@@ -218,6 +218,8 @@ class AugmentConfig:
     time_stretch: float = 0.0  # each batch's time axis scaled by a factor in [1 - s, 1 + s]
     reverb_prob: float = 0.0  # share of clips given a room's reverberation (RT60 drawn in [0.1, 1] x reverb_rt60)
     reverb_rt60: float = 0.8  # longest reverberation time, seconds
+    eq_db: float = 0.0  # each clip's spectrum shaped by a random piecewise-linear curve of +-eq_db dB over the mel
+    # bands (a microphone's or a room's colouring; FilterAugment, Nam et al. 2022); 0: off
 
     def __post_init__(self) -> None:
         if not 0 <= self.freq_warp < 0.5 or not 0 <= self.time_stretch < 0.5:
@@ -228,6 +230,8 @@ class AugmentConfig:
             v = getattr(self, k)
             if not 0 <= v <= 1:
                 raise ConfigError(f"augment.{k}: must be in [0, 1], got {v!r}")
+        if not 0 <= self.eq_db <= 24:
+            raise ConfigError(f"augment.eq_db: must be in [0, 24] dB, got {self.eq_db!r}")
         for k in ("time_masks", "time_mask_max", "freq_masks", "freq_mask_max", "gain_db"):
             _positive(f"augment.{k}", getattr(self, k), allow_zero=True)
 

@@ -4,7 +4,8 @@ Working on cached features instead of waveforms keeps training free of decoding.
 clip mixing are added in the power domain (``log(exp(x) + n)``), so they behave like additive
 sound at a chosen SNR; reverberation convolves each band's power with a room's exponentially
 decaying energy envelope (the power-domain counterpart of a synthetic impulse response, as in
-Polack's statistical model of late reverberation); SpecAugment masks replace bands or spans by
+Polack's statistical model of late reverberation); a random colouring (FilterAugment) adds a
+piecewise-linear curve in dB over the mel bands, as a microphone or a room would; SpecAugment masks replace bands or spans by
 the clip's mean.
 """
 
@@ -60,6 +61,23 @@ def reverberate(power: torch.Tensor, rt60: np.ndarray, drr_db: np.ndarray, frame
     return torch.nn.functional.conv1d(padded, weight, groups=b * f).reshape(b, f, t)
 
 
+#: A random colouring's curve has this many straight pieces at most over the mel axis (FilterAugment's 2-5 bands)
+EQ_PIECES = (1, 4)
+
+
+def eq_curves(b: int, f: int, most_db: float, rng: np.random.Generator) -> np.ndarray:
+    """``(b, f)`` gains in dB, one random colouring a clip: a piecewise-linear curve over the mel bands through
+    1-4 inner knots at random bands, each knot and both ends drawn in [-most_db, most_db]."""
+    out = np.empty((b, f))
+    grid = np.arange(f, dtype=np.float64)
+    for i in range(b):
+        k = min(int(rng.integers(*EQ_PIECES, endpoint=True)), max(f - 2, 0))
+        inner = np.sort(rng.choice(np.arange(1, f - 1), k, replace=False))
+        knots = np.concatenate([[0], inner, [f - 1]]).astype(np.float64)
+        out[i] = np.interp(grid, knots, rng.uniform(-most_db, most_db, knots.size))
+    return out
+
+
 def augment_batch(x: torch.Tensor, lengths: torch.Tensor, cfg: AugmentConfig, rng: np.random.Generator,
                   *, frame_s: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
     """Return an augmented copy of log-mel batch ``x`` and its (possibly stretched) lengths;
@@ -73,6 +91,8 @@ def augment_batch(x: torch.Tensor, lengths: torch.Tensor, cfg: AugmentConfig, rn
     n_valid = mask.sum(-1, keepdim=True).clamp(min=1.0)
     ln10 = math.log(10.0) / 10.0
     x = x + torch.from_numpy(rng.uniform(-cfg.gain_db, cfg.gain_db, (b, 1, 1)).astype(np.float32)) * ln10
+    if cfg.eq_db > 0:  # (draws nothing when off: runs without it stay as they were)
+        x = x + torch.from_numpy(eq_curves(b, f, cfg.eq_db, rng).astype(np.float32))[:, :, None] * ln10
     power = torch.exp(x) * mask
     if cfg.reverb_prob > 0:  # (draws nothing when off: runs without it stay as they were)
         rt60 = np.where(rng.random(b) < cfg.reverb_prob, rng.uniform(0.1, 1.0, b) * cfg.reverb_rt60, 0.0)
