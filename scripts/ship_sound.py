@@ -194,7 +194,9 @@ that follows the background: 2 seeds, catsdogs 0.319 / 0.317, heldout-sounds 0.2
 4,520 clips add the 784 recorded instrument samples of a General MIDI SoundFont (fluid-soundfont-gm, MIT, 0.41 h;
 `fetch_sounds.py --add fluid-soundfont-gm`), 3 seeds: catsdogs 0.2635 / 0.295 / 0.2935 (0.284 against 0.3005),
 heldout-sounds 0.269 / 0.2195 / 0.241 (0.243 against 0.226), 5-way 1-shot lower on every seed, fine-tuned on
-catsdogs the same (0.069 and 0.067 from seeds 0 and 1, 3 seeds each): not kept:
+catsdogs the same (0.069 and 0.067 from seeds 0 and 1, 3 seeds each): not kept. The rows with `augment.eq_db=6`
+gave each crop a random colouring of its spectrum (FilterAugment), 2 seeds: catsdogs 0.322 / 0.323, heldout-sounds
+0.2385 / 0.244, 5-way 1-shot 0.853 / 0.844: not kept:
 
 {_table(tries)}
 
