@@ -5,8 +5,8 @@ clip mixing are added in the power domain (``log(exp(x) + n)``), so they behave 
 sound at a chosen SNR; reverberation convolves each band's power with a room's exponentially
 decaying energy envelope (the power-domain counterpart of a synthetic impulse response, as in
 Polack's statistical model of late reverberation); a random colouring (FilterAugment) adds a
-piecewise-linear curve in dB over the mel bands, as a microphone or a room would; SpecAugment masks replace bands or spans by
-the clip's mean.
+piecewise-linear curve in dB over the mel bands, as a microphone or a room would; SpecAugment
+masks replace bands or spans by the clip's mean.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def reverberate(power: torch.Tensor, rt60: np.ndarray, drr_db: np.ndarray, frame
     return torch.nn.functional.conv1d(padded, weight, groups=b * f).reshape(b, f, t)
 
 
-#: A random colouring's curve has this many straight pieces at most over the mel axis (FilterAugment's 2-5 bands)
+#: (fewest, most) inner knots of a random colouring's curve: 2-5 straight pieces, as FilterAugment's 2-5 bands
 EQ_PIECES = (1, 4)
 
 
