@@ -8,7 +8,8 @@ beside the built-in with no training.
 seed also fine-tunes on half of the train split (stratified by label, the halves drawn by the seed) and scores
 every pair of the other half (``dev_eer``).
 
-``--ensemble`` averages the scores of the seeds' fine-tunes instead (``finetune_ensemble_results.json``):
+``--ensemble`` averages the scores of the seeds' fine-tunes instead (``finetune_ensemble_results.json``), and
+scores their weights' average as well (a uniform "model soup", Wortsman et al., 2022: one network's cost):
 
     python benchmarks/finetune.py --protocols catsdogs --source sound --seeds 0,1,2,3 --dev --ensemble --threads 1 \
         --set train.lr=2e-3 --set train.val_fraction=0.05
@@ -35,6 +36,7 @@ from soundtwin.data import discover, read_trials  # noqa: E402
 from soundtwin.evaluate import evaluate  # noqa: E402
 from soundtwin.metrics import eer  # noqa: E402
 from soundtwin.runtime import load_verifier  # noqa: E402
+from soundtwin.runtime.torch_runtime import Verifier  # noqa: E402
 from soundtwin.training import finetune_config, train  # noqa: E402
 
 ENSEMBLE_RESULTS = HERE / "finetune_ensemble_results.json"
@@ -52,6 +54,9 @@ def main() -> int:
                     help="also fine-tune on half of the train split and report the EER of every pair of the other half")
     ap.add_argument("--ensemble", action="store_true",
                     help="score averaging over the seeds' fine-tunes (results: finetune_ensemble_results.json)")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="with --ensemble: keep the members' models in this folder (test-sN, dev-sN); members "
+                         "already there are loaded, not trained again")
     args = ap.parse_args()
     if args.ensemble:
         for protocol in args.protocols.split(","):
@@ -113,9 +118,10 @@ def dev_eer(train_csv: Path, cfg, source: str, seed: int, cache: Path) -> float:
     return round(eer(scores, labels)[0], 4)
 
 
-def dev_scores(train_csv: Path, cfg, source: str, halves_seed: int, cache: Path  # type: ignore[no-untyped-def]
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`dev_eer`'s scores and labels (1: same label), the halves drawn by ``halves_seed``."""
+def dev_scores(train_csv: Path, cfg, source: str, halves_seed: int, cache: Path,  # type: ignore[no-untyped-def]
+               keep: bool = False, out: Path | None = None):
+    """:func:`dev_eer`'s scores and labels (1: same label), the halves drawn by ``halves_seed``; with ``keep``, the
+    fine-tuned verifier as well (its model written to ``out`` when given)."""
     fit, held = halves(train_csv, halves_seed)
     with tempfile.TemporaryDirectory() as work:
         csv_path = Path(work) / "half.csv"
@@ -123,43 +129,130 @@ def dev_scores(train_csv: Path, cfg, source: str, halves_seed: int, cache: Path 
             w = csv.writer(fh)
             w.writerow(["path", "label"])
             w.writerows([str(Path(c.path).resolve()), c.label] for c in fit)
-        res = train(csv_path, Path(work) / "m", cfg, cache_dir=cache, init_from=source)
-        e = res.verifier.embed([c.path for c in held])
-    labels = np.array([c.label for c in held])
-    i, j = np.triu_indices(len(held), 1)
-    return np.asarray(res.verifier.score_embeddings(e[i], e[j]), dtype=np.float64), (labels[i] == labels[j]).astype(int)
+        res = train(csv_path, out or Path(work) / "m", cfg, cache_dir=cache, init_from=source)
+        scores, labels = pair_scores(res.verifier, held)
+    return (scores, labels, res.verifier) if keep else (scores, labels)
+
+
+def pair_scores(verifier, clips: list) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    """The scores of every pair of ``clips`` and whether each pair shares a label (1)."""
+    e = verifier.embed([c.path for c in clips])
+    labels = np.array([c.label for c in clips])
+    i, j = np.triu_indices(len(clips), 1)
+    return np.asarray(verifier.score_embeddings(e[i], e[j]), dtype=np.float64), (labels[i] == labels[j]).astype(int)
 
 
 def ensemble(protocol: str, args: argparse.Namespace) -> dict:
     """Score averaging over fine-tunes that differ only by seed: each seed fine-tunes on the whole train split
     (scored on the test trials) and, with ``--dev``, on the halves drawn by the first seed (every pair of the other
     half), so the members of both ensembles saw the same clips. EER of each member and of the mean score of the
-    first 1, 2, ... members."""
+    first 1, 2, ... members; ``souped``: the EER of the members' averaged weights (the first 1, 2, ... of them)."""
     pdir = protocol_dir(protocol)
     trials = read_trials(pdir / "trials.txt")
     seeds = [int(s) for s in args.seeds.split(",")]
     test, dev, dev_labels, seconds = [], [], None, 0.0
+    test_nets, dev_nets = [], []
+    kept = args.keep
+    fit, held = halves(pdir / "train.csv", seeds[0])
     with tempfile.TemporaryDirectory() as work:
         for seed in seeds:
-            cfg, res, took = fine_tune(pdir, args, seed, Path(work) / f"m{seed}", Path(work) / "c")
-            seconds += took
-            test.append(np.asarray(evaluate(res.verifier, trials).scores, dtype=np.float64))
+            if kept is not None and _complete(kept / f"test-s{seed}"):
+                res_v = Verifier.load(kept / f"test-s{seed}", cache_dir=False)
+            else:
+                out = kept / f"test-s{seed}" if kept is not None else Path(work) / f"m{seed}"
+                cfg, res, took = fine_tune(pdir, args, seed, out, Path(work) / "c")
+                seconds += took
+                res_v = res.verifier
+            test.append(np.asarray(evaluate(res_v, trials).scores, dtype=np.float64))
+            test_nets.append(res_v)
             if args.dev:
-                sc, dev_labels = dev_scores(pdir / "train.csv", cfg, args.source, seeds[0], Path(work) / "c")
+                if kept is not None and _complete(kept / f"dev-s{seed}"):
+                    v = Verifier.load(kept / f"dev-s{seed}", cache_dir=False)
+                    sc, dev_labels = pair_scores(v, held)
+                else:
+                    cfg = finetune_config(args.source, [*args.overrides, f"train.seed={seed}",
+                                                        f"train.num_threads={args.threads}"])
+                    sc, dev_labels, v = dev_scores(pdir / "train.csv", cfg, args.source, seeds[0], Path(work) / "c",
+                                                   keep=True, out=kept / f"dev-s{seed}" if kept is not None else None)
                 dev.append(sc)
+                dev_nets.append(v)
             print(f"seed {seed}: test EER {eer(test[-1], trials.labels)[0]:.4f}", flush=True)
+        ks = range(2, len(seeds) + 1)
+        souped_test = [np.asarray(evaluate(soup(test_nets[:k]), trials).scores, dtype=np.float64) for k in ks]
+        every = discover(pdir / "train.csv")
+        feats = test_nets[0].features_of([c.path for c in every])
+        repaired_test = [np.asarray(evaluate(soup(test_nets[:k], feats), trials).scores, dtype=np.float64)
+                         for k in ks]
+        if args.dev:
+            souped_dev = [pair_scores(soup(dev_nets[:k]), held)[0] for k in ks]
+            mine = {c.path for c in fit}
+            fit_feats = [feats[k] for k, c in enumerate(every) if c.path in mine]
+            repaired_dev = [pair_scores(soup(dev_nets[:k], fit_feats), held)[0] for k in ks]
 
-    def rates(scores: list[np.ndarray], labels: np.ndarray) -> dict:
+    def rates(scores: list[np.ndarray], souped: list[np.ndarray], repaired: list[np.ndarray],
+              labels: np.ndarray) -> dict:
         return {"members": [round(eer(s, labels)[0], 4) for s in scores],
-                "averaged": [round(eer(np.mean(scores[:k], axis=0), labels)[0], 4) for k in range(1, len(scores) + 1)]}
+                "averaged": [round(eer(np.mean(scores[:k], axis=0), labels)[0], 4) for k in range(1, len(scores) + 1)],
+                "souped": [round(eer(s, labels)[0], 4) for s in scores[:1] + souped],
+                "souped_bn_refit": [round(eer(s, labels)[0], 4) for s in repaired]}
 
     row = {"protocol": protocol, "source": args.source, "seeds": seeds, "overrides": args.overrides,
-           "test": rates(test, trials.labels), "train_seconds": round(seconds, 1), "threads": args.threads,
-           "when": time.strftime("%Y-%m-%d %H:%M")}
+           "test": rates(test, souped_test, repaired_test, trials.labels), "train_seconds": round(seconds, 1),
+           "threads": args.threads, "when": time.strftime("%Y-%m-%d %H:%M")}
     if args.dev:
-        row["dev"] = rates(dev, dev_labels)
+        row["dev"] = rates(dev, souped_dev, repaired_dev, dev_labels)
         row["dev_halves_seed"] = seeds[0]
     return row
+
+
+def _complete(model_dir: Path) -> bool:
+    """Whether ``model_dir`` holds a finished training (a member kept by an earlier run)."""
+    from soundtwin.errors import ModelError
+    from soundtwin.runtime.modeldir import read_meta
+
+    try:
+        return model_dir.is_dir() and bool(read_meta(model_dir).get("complete"))
+    except ModelError:
+        return False
+
+
+def soup(members: list, refit: list[np.ndarray] | None = None, frames: int = 200, seed: int = 0):  # type: ignore[no-untyped-def]
+    """A verifier whose encoder holds the mean of the members' weights (floating-point tensors: parameters and
+    running statistics; integer counters from the first member); no cache, so nothing the members embedded is
+    reused. With ``refit`` (feature matrices of the clips the members trained on), the batch-norm statistics are
+    measured afresh on the averaged network instead of averaged: two passes of random ``frames``-long crops (a
+    shorter clip repeated), batches of 32, as in the "REPAIR" of merged networks (Jordan et al., 2023)."""
+    import copy
+
+    import torch
+
+    states = [m.encoder.state_dict() for m in members]
+    mean = {k: (torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v)
+            for k, v in states[0].items()}
+    net = copy.deepcopy(members[0].encoder)
+    net.load_state_dict(mean)
+    if refit is not None:
+        norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative mean over every batch
+        rng = np.random.default_rng(seed)
+        net.train()
+        with torch.no_grad():
+            for _ in range(2):
+                crops = []
+                for f in refit:
+                    f = np.tile(f, (1, -(-frames // f.shape[-1]))) if f.shape[-1] < frames else f
+                    t = int(rng.integers(0, f.shape[-1] - frames + 1))
+                    crops.append(f[:, t:t + frames])
+                order = rng.permutation(len(crops))
+                for b in range(0, len(order) - 1, 32):  # (a batch of one has no spread to measure)
+                    x = np.stack([crops[k] for k in order[b:b + 32]]).astype(np.float32)
+                    net(torch.from_numpy(x), torch.full((len(x),), frames, dtype=torch.int64))
+        for m in norms:
+            m.momentum = 0.1
+        net.eval()
+    return Verifier(net, members[0].cfg, threshold=members[0].threshold, cache_dir=False)
 
 
 if __name__ == "__main__":

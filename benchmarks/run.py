@@ -336,15 +336,27 @@ def _app_sections() -> list[str]:
         ens = [{**r, "settings": " ".join(r["overrides"]), "seeds": ",".join(map(str, r["seeds"])),
                 "test members": each(r["test"]["members"]), "test averaged": each(r["test"]["averaged"]),
                 "dev members": each(r["dev"]["members"]) if "dev" in r else "-",
-                "dev averaged": each(r["dev"]["averaged"]) if "dev" in r else "-"} for r in json.loads(f.read_text())]
-        lines += _section("Fine-tuning: averaging the scores of several fine-tunes",
+                "dev averaged": each(r["dev"]["averaged"]) if "dev" in r else "-",
+                "test souped": each(r["test"]["souped"]) if "souped" in r["test"] else "-",
+                "dev souped": each(r["dev"]["souped"]) if "souped" in r.get("dev", {}) else "-",
+                "test refit": each(r["test"]["souped_bn_refit"]) if "souped_bn_refit" in r["test"] else "-",
+                "dev refit": each(r["dev"]["souped_bn_refit"]) if "souped_bn_refit" in r.get("dev", {}) else "-"}
+               for r in json.loads(f.read_text())]
+        lines += _section("Fine-tuning: averaging the scores, or the weights, of several fine-tunes",
                   "`python benchmarks/finetune.py --ensemble --seeds S1,S2,.. --dev [--set ...]`: each seed fine-tunes "
                   "the built-in on the protocol's train split; EER of each member and of the mean score of the first "
                   "1, 2, .. members, on the test trials and (dev) on every pair of the half of the train split that "
-                  "fine-tunes on the other half (halves drawn by the first seed, the same for every member).",
+                  "fine-tunes on the other half (halves drawn by the first seed, the same for every member); souped: "
+                  "the EER of one network holding the mean of the first 1, 2, .. members' weights (a uniform model "
+                  "soup), and of the soup of the first 2, 3, .. with its batch-norm statistics measured afresh on "
+                  "the clips the members trained on (`-`: measured before it was).",
                   ens, [("source", "source"), ("protocol", "protocol"), ("settings", "settings"), ("seeds", "seeds"),
                         ("test EER, members", "test members"), ("test EER, averaged over 1, 2, ..", "test averaged"),
-                        ("dev EER, members", "dev members"), ("dev EER, averaged over 1, 2, ..", "dev averaged")])
+                        ("test EER, souped 1, 2, ..", "test souped"),
+                        ("dev EER, members", "dev members"), ("dev EER, averaged over 1, 2, ..", "dev averaged"),
+                        ("dev EER, souped 1, 2, ..", "dev souped"),
+                        ("test EER, souped 2, .., statistics re-measured", "test refit"),
+                        ("dev EER, souped 2, .., statistics re-measured", "dev refit")])
     lines += _calibration_sections()
     f = HERE / "pretrain_results.json"
     if f.is_file():
