@@ -58,6 +58,8 @@ def main() -> int:
                     help="with --ensemble: keep the members' models in this folder (test-sN, dev-sN); members "
                          "already there are loaded, not trained again")
     args = ap.parse_args()
+    if args.keep is not None and not args.ensemble:
+        ap.error("--keep keeps an --ensemble run's members; add --ensemble")
     if args.ensemble:
         for protocol in args.protocols.split(","):
             row = ensemble(protocol, args)
@@ -151,28 +153,30 @@ def ensemble(protocol: str, args: argparse.Namespace) -> dict:
     trials = read_trials(pdir / "trials.txt")
     seeds = [int(s) for s in args.seeds.split(",")]
     test, dev, dev_labels, seconds = [], [], None, 0.0
-    test_nets, dev_nets = [], []
+    test_nets, dev_nets, reused = [], [], 0
     kept = args.keep
     fit, held = halves(pdir / "train.csv", seeds[0])
     with tempfile.TemporaryDirectory() as work:
         for seed in seeds:
-            if kept is not None and _complete(kept / f"test-s{seed}"):
+            want = finetune_config(args.source, [*args.overrides, f"train.seed={seed}",
+                                                 f"train.num_threads={args.threads}"])
+            if kept is not None and _complete(kept / f"test-s{seed}", want):
                 res_v = Verifier.load(kept / f"test-s{seed}", cache_dir=False)
+                reused += 1
             else:
                 out = kept / f"test-s{seed}" if kept is not None else Path(work) / f"m{seed}"
-                cfg, res, took = fine_tune(pdir, args, seed, out, Path(work) / "c")
+                _, res, took = fine_tune(pdir, args, seed, out, Path(work) / "c")
                 seconds += took
                 res_v = res.verifier
             test.append(np.asarray(evaluate(res_v, trials).scores, dtype=np.float64))
             test_nets.append(res_v)
             if args.dev:
-                if kept is not None and _complete(kept / f"dev-s{seed}"):
+                if kept is not None and _complete(kept / f"dev-s{seed}", want):
                     v = Verifier.load(kept / f"dev-s{seed}", cache_dir=False)
                     sc, dev_labels = pair_scores(v, held)
+                    reused += 1
                 else:
-                    cfg = finetune_config(args.source, [*args.overrides, f"train.seed={seed}",
-                                                        f"train.num_threads={args.threads}"])
-                    sc, dev_labels, v = dev_scores(pdir / "train.csv", cfg, args.source, seeds[0], Path(work) / "c",
+                    sc, dev_labels, v = dev_scores(pdir / "train.csv", want, args.source, seeds[0], Path(work) / "c",
                                                    keep=True, out=kept / f"dev-s{seed}" if kept is not None else None)
                 dev.append(sc)
                 dev_nets.append(v)
@@ -199,21 +203,27 @@ def ensemble(protocol: str, args: argparse.Namespace) -> dict:
     row = {"protocol": protocol, "source": args.source, "seeds": seeds, "overrides": args.overrides,
            "test": rates(test, souped_test, repaired_test, trials.labels), "train_seconds": round(seconds, 1),
            "threads": args.threads, "when": time.strftime("%Y-%m-%d %H:%M")}
+    if reused:  # (their training is not in train_seconds)
+        row["members_reused"] = reused
     if args.dev:
         row["dev"] = rates(dev, souped_dev, repaired_dev, dev_labels)
         row["dev_halves_seed"] = seeds[0]
     return row
 
 
-def _complete(model_dir: Path) -> bool:
-    """Whether ``model_dir`` holds a finished training (a member kept by an earlier run)."""
+def _complete(model_dir: Path, cfg=None) -> bool:  # type: ignore[no-untyped-def]
+    """Whether ``model_dir`` holds a finished training (a member kept by an earlier run); with ``cfg``, one trained
+    with that config (another one there stops the run, naming the folder, rather than being scored as this one)."""
     from soundtwin.errors import ModelError
-    from soundtwin.runtime.modeldir import read_meta
+    from soundtwin.runtime.modeldir import read_config, read_meta
 
     try:
-        return model_dir.is_dir() and bool(read_meta(model_dir).get("complete"))
+        done = model_dir.is_dir() and bool(read_meta(model_dir).get("complete"))
     except ModelError:
         return False
+    if done and cfg is not None and read_config(model_dir) != cfg:
+        sys.exit(f"{model_dir}: kept from a run with other settings; give another --keep folder")
+    return done
 
 
 def soup(members: list, refit: list[np.ndarray] | None = None, frames: int = 200, seed: int = 0):  # type: ignore[no-untyped-def]
