@@ -226,43 +226,57 @@ def _complete(model_dir: Path, cfg=None) -> bool:  # type: ignore[no-untyped-def
     return done
 
 
-def soup(members: list, refit: list[np.ndarray] | None = None, frames: int = 200, seed: int = 0):  # type: ignore[no-untyped-def]
+def soup(members: list, refit: list[np.ndarray] | None = None, frames: int = 200, seed: int = 0,  # type: ignore[no-untyped-def]
+         shares: list[float] | None = None):
     """A verifier whose encoder holds the mean of the members' weights (floating-point tensors: parameters and
-    running statistics; integer counters from the first member); no cache, so nothing the members embedded is
-    reused. With ``refit`` (feature matrices of the clips the members trained on), the batch-norm statistics are
-    measured afresh on the averaged network instead of averaged: two passes of random ``frames``-long crops (a
-    shorter clip repeated), batches of 32, as in the "REPAIR" of merged networks (Jordan et al., 2023)."""
+    running statistics; integer counters from the first member), or their sum weighted by ``shares``; no cache, so
+    nothing the members embedded is reused. With ``refit`` (feature matrices of the clips the members trained on),
+    the batch-norm statistics are measured afresh (:func:`remeasure_norms`) instead of averaged, as in the "REPAIR"
+    of merged networks (Jordan et al., 2023)."""
     import copy
 
     import torch
 
     states = [m.encoder.state_dict() for m in members]
-    mean = {k: (torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v)
-            for k, v in states[0].items()}
+
+    def merged(k: str) -> torch.Tensor:
+        if shares is None:
+            return torch.stack([s[k] for s in states]).mean(0)
+        return sum(w * s[k] for w, s in zip(shares, states, strict=True))
+
     net = copy.deepcopy(members[0].encoder)
-    net.load_state_dict(mean)
+    net.load_state_dict({k: merged(k) if v.is_floating_point() else v for k, v in states[0].items()})
     if refit is not None:
-        norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # a cumulative mean over every batch
-        rng = np.random.default_rng(seed)
-        net.train()
-        with torch.no_grad():
-            for _ in range(2):
-                crops = []
-                for f in refit:
-                    f = np.tile(f, (1, -(-frames // f.shape[-1]))) if f.shape[-1] < frames else f
-                    t = int(rng.integers(0, f.shape[-1] - frames + 1))
-                    crops.append(f[:, t:t + frames])
-                order = rng.permutation(len(crops))
-                for b in range(0, len(order) - 1, 32):  # (a batch of one has no spread to measure)
-                    x = np.stack([crops[k] for k in order[b:b + 32]]).astype(np.float32)
-                    net(torch.from_numpy(x), torch.full((len(x),), frames, dtype=torch.int64))
-        for m in norms:
-            m.momentum = 0.1
-        net.eval()
+        remeasure_norms(net, refit, frames, seed)
     return Verifier(net, members[0].cfg, threshold=members[0].threshold, cache_dir=False)
+
+
+def remeasure_norms(net, feats: list[np.ndarray], frames: int = 200, seed: int = 0) -> None:  # type: ignore[no-untyped-def]
+    """Measure ``net``'s batch-norm running statistics afresh on ``feats``: two passes of random ``frames``-long
+    crops (a shorter clip repeated), batches of 32; ``net`` is left in eval mode."""
+    import torch
+
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative mean over every batch
+    rng = np.random.default_rng(seed)
+    net.train()
+    with torch.no_grad():
+        for _ in range(2):
+            crops = []
+            for f in feats:
+                f = np.tile(f, (1, -(-frames // f.shape[-1]))) if f.shape[-1] < frames else f
+                t = int(rng.integers(0, f.shape[-1] - frames + 1))
+                crops.append(f[:, t:t + frames])
+            order = rng.permutation(len(crops))
+            for b in range(0, len(order) - 1, 32):  # (a batch of one has no spread to measure)
+                x = np.stack([crops[k] for k in order[b:b + 32]]).astype(np.float32)
+                net(torch.from_numpy(x), torch.full((len(x),), frames, dtype=torch.int64))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    net.eval()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Writes benchmarks/wise_probe_results.json (one row per kept member).
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from finetune import _complete, halves, pair_scores  # noqa: E402
+from finetune import _complete, halves, pair_scores, soup  # noqa: E402
 from run import protocol_dir, update_rows  # noqa: E402
 
 from soundtwin.data import read_trials  # noqa: E402
@@ -46,24 +45,17 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    pretrained = load_verifier(args.source, "torch", cache_dir=False).encoder.state_dict()
+    pretrained = load_verifier(args.source, "torch", cache_dir=False)
     pdir = protocol_dir(args.protocol)
     t = read_trials(pdir / "trials.txt")
     _, held = halves(pdir / "train.csv", args.halves_seed)
-
-    def mixed(m: Verifier, a: float) -> Verifier:
-        mix = {k: ((1 - a) * pretrained[k] + a * w if w.is_floating_point() else w)
-               for k, w in m.encoder.state_dict().items()}
-        net = copy.deepcopy(m.encoder)
-        net.load_state_dict(mix)
-        return Verifier(net, m.cfg, threshold=m.threshold, cache_dir=False)
 
     for member in sorted(p for p in args.kept.iterdir() if _complete(p)):
         m = Verifier.load(member, cache_dir=False)
         dev = member.name.startswith("dev-")
         rates = {}
         for a in MIX:
-            v = mixed(m, a)
+            v = soup([m, pretrained], shares=[a, 1 - a])
             rates[str(a)] = round(eer(*pair_scores(v, held))[0] if dev else
                                   eer(np.asarray(evaluate(v, t).scores), t.labels)[0], 4)
         row = {"kept": str(args.kept), "member": member.name, "source": args.source, "protocol": args.protocol,
