@@ -55,13 +55,16 @@ def main() -> int:
         mine = {c.path for c in fit}
         fit_feats = [feats[k] for k, c in enumerate(every) if c.path in mine]
 
-        def rates(m) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-            return eer(np.asarray(evaluate(m, t).scores), t.labels)[0], eer(*pair_scores(m, held))[0]
+        def test_eer(m) -> float:  # type: ignore[no-untyped-def]
+            return eer(np.asarray(evaluate(m, t).scores), t.labels)[0]
 
-        test0, dev0 = rates(v)
+        def dev_eer(m) -> float:  # type: ignore[no-untyped-def]
+            return eer(*pair_scores(m, held))[0]
+
+        test0, dev0 = test_eer(v), dev_eer(v)
         for seed in map(int, args.seeds.split(",")):
-            test1 = eer(np.asarray(evaluate(soup([v], feats, frames=args.frames, seed=seed), t).scores), t.labels)[0]
-            dev1 = eer(*pair_scores(soup([v], fit_feats, frames=args.frames, seed=seed), held))[0]
+            test1 = test_eer(soup([v], feats, frames=args.frames, seed=seed))
+            dev1 = dev_eer(soup([v], fit_feats, frames=args.frames, seed=seed))
             row = {"model": args.model, "protocol": p, "frames": args.frames, "seed": seed,
                    "test_eer": round(test0, 4), "test_eer_adapted": round(test1, 4),
                    "dev_eer": round(dev0, 4), "dev_eer_adapted": round(dev1, 4),
