@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from soundtwin.config import PRESETS, load_config, parse_override
@@ -40,15 +42,32 @@ def test_bad_overrides(item, msg):
 
 def test_yaml_and_toml_files(tmp_path):
     y = tmp_path / "c.yaml"
-    y.write_text("preset: tutorial\ntrain:\n  epochs: 2\n")
+    y.write_text("preset: tutorial\ntrain:\n  epochs: 2\n  lr: 2e-4\n")  # (YAML 1.1 reads 2e-4 as a string)
     t = tmp_path / "c.toml"
     t.write_text("[model]\nchannels = 64\n")
     assert load_config(config_file=y).train.epochs == 2 and load_config(config_file=y).model.name == "mlp"
+    assert load_config(config_file=y).train.lr == 2e-4
+    y.write_text("train:\n  lr: 2e-4x\n")  # a string that is no number stays an error naming the key
+    with pytest.raises(ConfigError, match="train.lr: expected float, got str '2e-4x'"):
+        load_config(config_file=y)
     assert load_config(config_file=t).model.channels == 64
     bad = tmp_path / "bad.toml"
     bad.write_text("[model]\nwidth = 3\n")
     with pytest.raises(ConfigError, match="unknown config key 'model.width'"):
         load_config(config_file=bad)
+
+
+def test_a_model_directorys_config_json_reads_back_as_the_same_config(tmp_path):
+    """``--config model/config.json`` (train again as that model was): the config as written reads back equal,
+    small floats (``1e-07``, as JSON writes them) included; broken JSON is a ConfigError naming the file."""
+    cfg = load_config("sound", overrides=["loss.distance_eps=1e-7", "train.lr=2e-5", "train.epochs=3"])
+    f = tmp_path / "config.json"
+    f.write_text(json.dumps(cfg.to_dict()))
+    assert "1e-07" in f.read_text()
+    assert load_config(config_file=f) == cfg
+    f.write_text('{"train": {"epochs": 3,}}')
+    with pytest.raises(ConfigError, match="config.json: cannot parse config"):
+        load_config(config_file=f)
 
 
 def test_inconsistent_config_is_refused():

@@ -1,6 +1,6 @@
 """Configuration as data: frozen dataclasses, one per component, nested in one experiment config.
 
-Files (YAML or TOML) and ``key=value`` overrides map onto them; unknown keys, wrong types and
+Files (YAML, JSON or TOML) and ``key=value`` overrides map onto them; unknown keys, wrong types and
 out-of-range values raise :class:`ConfigError` naming the key.
 
 >>> cfg = load_config(preset="tutorial", overrides=["train.epochs=2"])
@@ -11,7 +11,9 @@ out-of-range values raise :class:`ConfigError` naming the key.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field, fields, replace
@@ -293,6 +295,9 @@ PRESETS: dict[str, ExperimentConfig] = {
 }
 
 
+_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
 def _coerce(name: str, value: Any, typ: Any) -> Any:
     if typ is bool:
         if isinstance(value, bool):
@@ -302,6 +307,8 @@ def _coerce(name: str, value: Any, typ: Any) -> Any:
             return value
     elif typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):  # YAML 1.1 reads `lr: 2e-4` as a str
             return float(value)
     elif typ is str:
         if isinstance(value, str):
@@ -381,7 +388,9 @@ def parse_override(item: str) -> dict[str, Any]:
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file into a plain dict (safe loaders only)."""
+    """Read a YAML (``.yaml``/``.yml``), JSON (``.json``: a model directory's ``config.json`` too) or TOML
+    (``.toml``) file into a plain dict (safe loaders only). JSON is read as JSON, not as YAML: YAML 1.1 reads
+    ``1e-07``, the way JSON writers put small floats, as a string."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -390,11 +399,13 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         if path.suffix.lower() == ".toml":
             data = tomllib.loads(text)
-        elif path.suffix.lower() in (".yaml", ".yml", ".json"):
+        elif path.suffix.lower() == ".json":
+            data = json.loads(text)
+        elif path.suffix.lower() in (".yaml", ".yml"):
             data = yaml.safe_load(text)
         else:
             raise ConfigError(f"{path}: config must be .yaml, .yml, .json or .toml")
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: cannot parse config ({exc})") from None
     if data is None:
         return {}

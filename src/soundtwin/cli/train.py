@@ -17,7 +17,8 @@ def train(
     data: Annotated[Path, typer.Argument(help="Folder with one sub-folder per class, or a path,label CSV.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
     preset: Annotated[Optional[str], typer.Option(help="default, tutorial, or sound (self-supervised pretraining).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML or TOML config file.")] = None,
+    config: Annotated[Optional[Path], typer.Option(
+        "--config", help="YAML, JSON or TOML config file (a model's config.json too).")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override, e.g. --set train.epochs=5.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
     from_: Annotated[Optional[str], typer.Option("--from", help="Fine-tune: start from this model directory or "
