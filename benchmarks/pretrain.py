@@ -158,7 +158,8 @@ def _measure_kept(args: argparse.Namespace, n_clips: int) -> int:
 
     if args.keep is None or not args.keep.is_dir():
         sys.exit("--measure-kept needs --keep DIR, the model directory that run kept")
-    key = _key({"preset": args.preset, "settings": args.overrides, "labels": args.labels, "clips": n_clips})
+    key = _key({"preset": args.preset, "settings": args.overrides, "labels": args.labels, "clips": n_clips,
+                "threads": args.threads})
 
     def ours(rows: list[dict]) -> dict | None:
         return next((r for r in rows if "settings" in r and _key(r) == key), None)
@@ -181,9 +182,12 @@ def _measure_kept(args: argparse.Namespace, n_clips: int) -> int:
 
 
 def _key(row: dict) -> tuple:
+    """A run's row is replaced by a run of the same arguments; a run with another thread count is a run of its
+    own (torch sums in another order: other weights, other figures), so both rows stay."""
     if "model" in row:
         return ("model", row["model"])
-    return ("settings", [row.get("preset", "default"), *row["settings"], row.get("labels", "clip"), row["clips"]])
+    return ("settings", [row.get("preset", "default"), *row["settings"], row.get("labels", "clip"), row["clips"],
+                         row.get("threads", 2)])
 
 
 def _relabel(manifest: Path, out: Path) -> Path:

@@ -244,6 +244,34 @@ def test_the_sound_model_ships_as_a_model_directory_with_its_card(tmp_path):
     assert r.exit_code == 2 and "built-in" in r.stderr  # the installed package is never written to
 
 
+def test_shipping_refuses_a_network_that_is_not_the_recipes(tmp_path):
+    """scripts/ship_sound.py: a model directory pretrained at another width is not shipped as ``sound`` (its card
+    would quote a recipe that does not make it), and what is shipped stays as it was."""
+    import sys
+
+    from soundtwin.config import load_config
+    from soundtwin.pretrained import weights_path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import ship_sound
+
+    d = tmp_path / "pt"
+    d.mkdir()
+    cfg = load_config("sound", overrides=[*ship_sound.RECIPE_SET, "model.channels=192"])
+    (d / "config.json").write_text(json.dumps(cfg.to_dict()))
+    (d / "model.safetensors").write_bytes(b"")
+    (d / "meta.json").write_text("{}")
+    shipped = weights_path(BUILTINS["sound"])
+    before = shipped.read_bytes()
+    with pytest.raises(SystemExit, match=r"not the network of the recipe .*model.channels=192 \(the recipe's: 128\)"):
+        ship_sound.ship(d)
+    assert shipped.read_bytes() == before and sorted(p.name for p in shipped.parent.iterdir()) == [
+        "MODEL_CARD.md", "config.json", "meta.json", "model.safetensors"]
+    # and the shipped weights are the recipe's network, which the check lets through
+    recipe = load_config("sound", overrides=list(ship_sound.RECIPE_SET)).to_dict()["model"]
+    assert load_config(config_file=shipped.parent / "config.json").to_dict()["model"] == recipe
+
+
 def test_fine_tuning_starts_from_the_sound_model_weights(synth_data, tmp_path):
     from soundtwin.runtime.torch_runtime import Verifier
 
