@@ -138,3 +138,15 @@ def test_hardest_clips_counts_false_rejects_and_accepts_at_the_eer_threshold():
     assert rest == 0.0  # p-q, p-r, q-p, q-r: separable
     with pytest.raises(ValueError, match="no labels"):
         hardest_clips(Evaluation(trials, scores, None, 4, 0.0), 1)
+
+
+def test_train_takes_a_models_config_json_as_its_config(trained, synth_data, tmp_path):
+    """``--config MODEL/config.json``: train again as that model was trained (here with one change)."""
+    from soundtwin.config import changed_keys, load_config
+
+    old = trained[0] / "config.json"
+    r = run("train", synth_data / "train", "--out", tmp_path / "again", "--config", old, "--set", "train.epochs=1",
+            "--no-export", "--no-cache")
+    assert r.exit_code == 0, r.output
+    again = load_config(config_file=tmp_path / "again" / "config.json")
+    assert changed_keys(load_config(config_file=old), again) == ["train.epochs"] and again.train.epochs == 1
