@@ -221,7 +221,8 @@ gave each crop a random colouring of its spectrum (FilterAugment), 2 seeds: cats
 
 The training is seeded (`train.seed`, 0 for the shipped weights; `--set train.seed=N` for another): on the
 machine and thread count that trained it a run gives the same weights bit for bit (checked once for an earlier
-version of this recipe); elsewhere expect figures within the seed spread above, not the same bits.
+version of this recipe); elsewhere, or with another thread count, expect figures within the seed spread above, not
+the same bits (the seed-0 row with 2 threads is the recipe run again that way, on a fresh machine).
 
 ## Limits
 
