@@ -40,18 +40,18 @@ python benchmarks/pretrain.py --model sound && python scripts/ship_sound.py --ca
 
 
 def ship(model_dir: Path) -> None:
-    from soundtwin.config import load_config
+    from soundtwin.config import changed_keys, load_config
 
     missing = [f for f in FILES if not (model_dir / f).is_file()]
     if missing:
         sys.exit(f"{model_dir}: not a complete model directory (missing {', '.join(missing)})")
     # the card's "Reproduce" quotes RECIPE_SET: weights of another network would not be what it makes
-    want = load_config("sound", overrides=list(RECIPE_SET)).to_dict()["model"]
-    got = load_config(config_file=model_dir / "config.json").to_dict()["model"]  # (settings added since: defaults)
-    if got != want:
-        diff = ", ".join(f"model.{k}={got.get(k)!r} (the recipe's: {want.get(k)!r})"
-                         for k in sorted(set(want) | set(got)) if got.get(k) != want.get(k))
-        sys.exit(f"{model_dir}: not the network of the recipe (RECIPE_SET): {diff}")
+    want = load_config("sound", overrides=list(RECIPE_SET))
+    got = load_config(config_file=model_dir / "config.json")  # (settings added since it was trained: defaults)
+    diff = [k.removeprefix("model.") for k in changed_keys(want, got) if k.startswith("model.")]
+    if diff:
+        sys.exit(f"{model_dir}: not the network of the recipe (RECIPE_SET): " + ", ".join(
+            f"model.{k}={getattr(got.model, k)!r} (the recipe's: {getattr(want.model, k)!r})" for k in diff))
     tmp = Path(tempfile.mkdtemp(prefix=".sound-", dir=DEST.parent))
     tmp.chmod(0o755)
     for f in FILES:
