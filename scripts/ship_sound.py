@@ -106,6 +106,14 @@ def card() -> None:
          str(r["zero_shot_eer"].get("heldout-sounds", "-")),
          *[str(r.get("dev_eer", {}).get(p, "-")) for p in devs]] for r in runs]
     spread = _spread(seeds)
+    yam = next((r for r in results if r.get("model") == "yamnet (AudioSet reference, uncentred)"), None)
+    audioset = "" if yam is None else (
+        f" For comparison, YAMNet (a MobileNet trained on AudioSet's 2 million YouTube clips; "
+        f"`benchmarks/yamnet.py`, not shipped) scores cats/dogs {yam['zero_shot_eer']['catsdogs']} and "
+        f"heldout-sounds {yam['zero_shot_eer']['heldout-sounds']} with no training, against "
+        f"{shipped['zero_shot_eer']['catsdogs'] if shipped else '-'} and "
+        f"{shipped['zero_shot_eer']['heldout-sounds'] if shipped else '-'} for this encoder: better on animals "
+        f"recorded in rooms, worse on game effects.")
     tuned = _finetuned(ROOT / "benchmarks" / "finetune_sound_results.json")
     m = cfg["model"]
     f = cfg["features"]
@@ -227,7 +235,7 @@ the same bits (the seed-0 row with 2 threads is the recipe run again that way, o
 ## Limits
 
 Pretrained on {sum(v['hours'] for v in kept.values()):.1f} hours of game and desktop sound effects: far less, and
-less varied, than the recordings of AudioSet-trained encoders. Its threshold and probabilities
+less varied, than the recordings of AudioSet-trained encoders.{audioset} Its threshold and probabilities
 (`calibration.json`) were fitted on the train classes of `heldout-sounds` (game sound effects); on other
 material re-fit them on your own trials (`soundtwin calibrate` on a fine-tuned copy) or fine-tune.
 """
