@@ -175,3 +175,34 @@ def test_long_signals_get_the_same_log_mel_in_chunks(monkeypatch):
     whole = F.log_mel(y)
     monkeypatch.setattr(F, "FRAME_CHUNK", 97)  # many chunks, edges included
     np.testing.assert_allclose(F.log_mel(y), whole, atol=1e-5)
+
+
+def test_cached_features_are_read_by_one_thread_at_a_time(tmp_path, wav, monkeypatch):
+    """``np.load`` parses each entry's header with ``ast.literal_eval``, which CPython 3.11 can fail when two
+    threads build an AST at once (python/cpython#106905: three runs of tests/test_gallery.py in four failed so
+    here); the workers of
+    ``from_files`` must take turns on it."""
+    import threading
+    import time
+
+    paths = [wav(tone(200 + 50 * k), name=f"{k}.wav") for k in range(8)]
+    ex = FeatureExtractor(FeatureConfig(), cache_dir=tmp_path / "cache", workers=4)
+    cold, _ = ex.from_files(paths)  # fills the cache (8 files: under the pack size, so one entry a clip)
+    inside, most, lock = [0], [0], threading.Lock()
+    real = np.load
+
+    def watched(*a, **k):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.02)  # long enough for another worker to arrive
+        try:
+            return real(*a, **k)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(np, "load", watched)
+    warm, errors = ex.from_files(paths)
+    assert not errors and all(np.array_equal(a, b) for a, b in zip(cold, warm))
+    assert most[0] == 1

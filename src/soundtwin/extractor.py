@@ -26,7 +26,7 @@ from .config import FeatureConfig
 from .errors import AudioError
 from .featcache import RACY_NS, Packs, StatKey, default_cache_dir, settings_key, stat_key
 from .features import compute_features
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, load_npy
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class FeatureExtractor:
         cpath = self._cache_path(digest)
         if cpath is not None and cpath.is_file():
             try:
-                return np.load(cpath, allow_pickle=False), digest, False
+                return load_npy(cpath), digest, False
             except (OSError, ValueError):
                 log.warning("ignoring unreadable cache entry %s", cpath)
         signal, sr = decode(data if data is not None else path, name=str(path), target_sr=self.cfg.sample_rate)

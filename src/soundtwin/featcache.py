@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import FeatureConfig
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, load_npy
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class Packs:
                 continue
             try:
                 meta = json.loads(idx.read_text())
-                arr = np.load(self.root / f"{idx.stem}.npy", mmap_mode="r", allow_pickle=False)
+                arr = load_npy(self.root / f"{idx.stem}.npy", mmap_mode="r")
                 if arr.dtype != np.float32 or arr.ndim != 1:
                     raise ValueError("not a float32 vector")
                 entries = [(str(d), int(o), int(r), int(c)) for d, o, r, c in meta["entries"]]
@@ -101,7 +101,7 @@ class Packs:
         one pack then costs no page fault per 4 KiB, as views of a mapping would."""
         for pid in {self.where[d][0] for d in digests if d in self.where} - self.loaded:
             try:
-                arr = np.load(self.root / f"{pid}.npy", allow_pickle=False)
+                arr = load_npy(self.root / f"{pid}.npy")
             except (OSError, ValueError) as exc:
                 log.warning("cannot read feature pack %s: %s", pid, exc)
                 continue

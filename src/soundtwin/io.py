@@ -1,4 +1,5 @@
-"""Atomic file and directory writes: a reader never sees a half-written file."""
+"""Atomic file and directory writes: a reader never sees a half-written file; and ``.npy`` reads that are safe
+from several threads at once."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,20 @@ def _current_umask() -> int:
 
 #: Files we write get ordinary permissions (0666 less the umask), not mkstemp's private 0600.
 _FILE_MODE = 0o666 & ~_current_umask()
+
+
+#: ``np.load`` parses a ``.npy`` header with ``ast.literal_eval``; on CPython 3.11 two threads building an AST at
+#: once can fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905). Our
+#: readers take turns on the header; the data itself is read in bulk, so they hardly wait.
+_NPY_LOCK = threading.Lock()
+
+
+def load_npy(path: str | os.PathLike[str], *, mmap_mode: Any = None) -> Any:
+    """``np.load`` of a ``.npy``/``.npz`` file (no pickles), safe to call from several threads at once."""
+    import numpy as np
+
+    with _NPY_LOCK:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
 
 
 def _fsync_dir(path: Path) -> None:
