@@ -267,24 +267,48 @@ def _calibration_sections() -> list[str]:
         rows = json.loads(f.read_text())
         groups = {}
         for r in rows:
-            groups.setdefault((r["model"], r["gallery"], r["rule"]), []).append(r)
-        out = [{"model": m, "gallery": g, "rule": rule, "seeds": len(rs), "classes": rs[0]["classes"],
-                "unknowns": rs[0]["unknowns"],
-                "unknown accepted": _spread([r["unknown_accepted"] for r in rs], True),
-                "known correct": _spread([r["known_correct"] for r in rs], True),
-                "closed-set top-1": _spread([r["known_top1"] for r in rs], True)}
-               for (m, g, rule), rs in sorted(groups.items())]
+            groups.setdefault((r["model"], r["gallery"], r.get("shots", 5), r["rule"]), []).append(r)
+
+        def summary(rs: list[dict]) -> dict:
+            return {"seeds": len(rs), "classes": rs[0]["classes"], "unknowns": rs[0]["unknowns"],
+                    "unknown accepted": _spread([r["unknown_accepted"] for r in rs], True),
+                    "known correct": _spread([r["known_correct"] for r in rs], True),
+                    "closed-set top-1": _spread([r["known_top1"] for r in rs], True)}
+
+        out = [{"model": m, "gallery": g, "rule": rule, **summary(rs)}
+               for (m, g, shots, rule), rs in sorted(groups.items()) if shots == 5 and rule != "auto"]
         lines += _section("Open-set identification: unknown that fires (issue 14)",
                   "`python benchmarks/openset.py`: a gallery enrolls 5 clips of each class of a protocol's test split "
-                  "(digits: fsdd-digits' unseen speakers; speakers: fsdd-speakers' unseen words; animals: catsdogs); "
-                  "queries are the rest (knowns) and sounds never enrolled (unknowns: cats and dogs for digits and "
-                  "speakers, spoken digits for animals, and 80 synthetic whistles, hums, chirps, knocks, hiss, "
-                  "beeps, buzz for all). `unknown accepted`: unknowns named as a class (target <= 5 %); "
-                  "`known correct`: knowns named as their class at the threshold (target >= 90 %). Rules: `pairs "
-                  "eer` the old one (every leave-one-out clip-vs-class pair a trial), `open-set` the new default "
-                  "(a left-out clip's best other class stands for an unknown). Seeds 0-2 of the enrolled clips.",
+                  "(digits: fsdd-digits' unseen speakers; speakers: fsdd-speakers' unseen words; animals: catsdogs; "
+                  "effects: heldout-sounds' game effects); queries are the rest (knowns) and sounds never enrolled "
+                  "(unknowns: cats and dogs for digits and speakers, spoken digits for animals, both for effects, and "
+                  "80 synthetic whistles, hums, chirps, knocks, hiss, beeps, buzz for all). `unknown accepted`: "
+                  "unknowns named as a class (target <= 5 %); `known correct`: knowns named as their class at the "
+                  "threshold (target >= 90 %). Rules: `pairs eer` the old one (every leave-one-out clip-vs-class pair "
+                  "a trial), `open-set` the gallery's default (a left-out clip's best other class stands for an "
+                  "unknown), `model` the model's own threshold whatever was enrolled. Seeds 0-2 of the enrolled "
+                  "clips.",
                   out, [(k, k) for k in ("model", "gallery", "rule", "seeds", "classes", "unknowns",
                                          "unknown accepted", "known correct", "closed-set top-1")])
+        by_shots = []
+        for (m, g, shots, rule), rs in sorted(groups.items()):
+            other = groups.get((m, g, shots, "model"))
+            if rule != "auto" or other is None:
+                continue
+            a, b = summary(rs), summary(other)
+            by_shots.append({"model": m, "gallery": g, "clips a class": shots, "seeds": len(rs),
+                             "set as": rs[0].get("threshold_rule", "-"),
+                             "gallery: unknown accepted": a["unknown accepted"],
+                             "gallery: known correct": a["known correct"],
+                             "model's: unknown accepted": b["unknown accepted"],
+                             "model's: known correct": b["known correct"]})
+        if by_shots:
+            lines += _section("Open-set identification by clips enrolled: the gallery's threshold or the model's",
+                      "`python benchmarks/openset.py --models M --galleries G --shots 2,3,5`: as above, with 2, 3 or 5 "
+                      "clips enrolled per class; `gallery` is the threshold `enroll` sets (`set as`: how, for seed "
+                      "0), `model's` the model's own calibrated threshold, which is a pair-verification threshold: "
+                      "a query's best class among several scores higher than one pair does. Seeds 0-2.",
+                      by_shots, [(k, k) for k in by_shots[0]])
     return lines
 
 

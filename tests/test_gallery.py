@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from soundtwin.cli import app
-from soundtwin.errors import GalleryError
+from soundtwin.errors import GalleryError, SoundtwinError
 from soundtwin.distance import get_distance
 from soundtwin.gallery import UNKNOWN, Gallery
 
@@ -176,3 +176,40 @@ def test_one_single_clip_class_does_not_reset_the_gallery_threshold(gallery, syn
     scores, genuine = Gallery.load(gallery.path).enrolled_trials()
     assert genuine.sum() == 12 and len(genuine) == 13 * 4 - 1  # 12 genuine; the singleton adds 3 impostors
     assert abs(info["threshold"] - before) < 0.3
+
+
+def test_a_threshold_given_for_one_call_decides_and_nothing_is_saved(gallery, synth_data):
+    hiss = clips_of(synth_data / "test", "hiss", 4)  # never enrolled
+    stored = gallery.threshold
+    before = snapshot(gallery.path)
+    default = gallery.identify(hiss)
+    low = gallery.identify(hiss, threshold=-1.0)  # every best class clears it: a forced choice
+    assert sum(r.label == UNKNOWN for r in default) >= 2 and not any(r.label == UNKNOWN for r in low)
+    assert [r.matches for r in low] == [r.matches for r in default]  # scores and probabilities unchanged
+    hums = clips_of(synth_data / "test", "hum", 2)
+    high = gallery.verify("hum", hums, threshold=1.0)
+    assert not any(d.same for d in high) and all(d.threshold == 1.0 for d in high)
+    assert [d.probability for d in high] == [d.probability for d in gallery.verify("hum", hums)]
+    assert gallery.threshold == stored and Gallery.load(gallery.path).threshold == stored
+    after = snapshot(gallery.path)
+    after.pop(".lock", None)
+    before.pop(".lock", None)
+    assert after == before
+    for bad, why in ((2.0, r"cosines, in \[-1, 1\]"), (float("nan"), "finite"), ("high", "not a number")):
+        with pytest.raises(SoundtwinError, match=why):
+            gallery.identify(hums, threshold=bad)
+
+
+def test_cli_threshold_option_on_compare_identify_verify(trained, gallery, synth_data):
+    hum, hiss = clips_of(synth_data / "test", "hum", 1)[0], clips_of(synth_data / "test", "hiss", 1)[0]
+    r = runner.invoke(app, ["compare", str(trained[0]), str(hum), str(hiss), "--json", "--threshold", "-1"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["same"] is True and json.loads(r.stdout)["threshold"] == -1.0
+    r = runner.invoke(app, ["compare", str(trained[0]), str(hum), str(hum), "--json", "--threshold", "1.0001"])
+    assert r.exit_code == 2 and "threshold 1.0001" in r.stderr and "[-1, 1]" in r.stderr
+    r = runner.invoke(app, ["identify", str(gallery.path), str(hiss), "--json", "--threshold", "-1"])
+    assert r.exit_code == 0 and json.loads(r.stdout)[0]["label"] != UNKNOWN
+    r = runner.invoke(app, ["verify", str(gallery.path), "hum", str(hum), "--json", "--threshold", "1"])
+    assert r.exit_code == 0 and json.loads(r.stdout)[0]["same"] is False
+    r = runner.invoke(app, ["gallery", str(gallery.path), "list", "--json"])
+    assert json.loads(r.stdout)["threshold"] == gallery.threshold

@@ -26,3 +26,18 @@ def test_scan_finds_planted_sounds_in_long_recording(gallery, tmp_path):
     # mislabel a window that straddles an onset, which is why the spans are kept clear of the planted sounds
     for s in segs:
         assert not (s.end <= 1.5 or 4.6 <= s.start and s.end <= 6.1 or s.start >= 9.5), segs
+
+
+def test_scan_at_a_threshold_given_for_the_call(gallery, tmp_path):
+    rng = np.random.default_rng(7)
+    y = (rng.standard_normal(6 * SR) * 0.001).astype(np.float32)
+    c = synth_clip("hum", rng, min_s=1.5, max_s=1.5)
+    y[2 * SR: 2 * SR + len(c)] += c
+    path = tmp_path / "r.wav"
+    sf.write(path, y, SR)
+    assert any(s.label == "hum" for s in scan(gallery, path))
+    assert scan(gallery, path, threshold=1.0) == []  # no window's best class reaches a cosine of 1
+    # a threshold below every score names every loud window, and only those: the noise floor (-60 dBFS) stays
+    # under the -50 dBFS loudness gate whatever the threshold
+    loud = scan(gallery, path, threshold=-1.0)
+    assert loud and all(s.start < 3.6 and s.end > 1.9 for s in loud), loud

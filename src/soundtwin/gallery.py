@@ -26,7 +26,7 @@ from .distance import SCORINGS, unit
 from .encoders import embedding_width
 from .errors import GalleryError, ModelError
 from .index import EXACT_MAX
-from .io import read_json
+from .io import load_npy, read_json
 from .metrics import calibrate, logistic
 from .runtime import load_verifier
 from .runtime.base import AudioInput, Decision, EmbedderBase, clip_name
@@ -111,7 +111,7 @@ class Gallery:
         """``(gallery.json, embeddings)`` of gallery ``p`` from its version folder ``vd``, checked."""
         try:
             meta = read_json(vd / "gallery.json")
-            emb = np.load(vd / "embeddings.npy", allow_pickle=False)
+            emb = load_npy(vd / "embeddings.npy")
         except FileNotFoundError:
             raise
         except (OSError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -468,31 +468,42 @@ class Gallery:
             out.append(sorted(best.items(), key=lambda kv: -kv[1])[:top])
         return out
 
-    def identify_embeddings(self, emb: np.ndarray, names: Sequence[str], top: int = 3) -> list[Identification]:
+    def check_threshold(self, threshold: float | None) -> float:
+        """The gallery's threshold, or ``threshold`` given for one call (checked as the model checks it)."""
+        return self.threshold if threshold is None else self.verifier.check_threshold(threshold)
+
+    def identify_embeddings(self, emb: np.ndarray, names: Sequence[str], top: int = 3, *,
+                            threshold: float | None = None) -> list[Identification]:
+        t = self.check_threshold(threshold)
         out = []
         for q, found in enumerate(self.top_classes(emb, max(1, top))):
             matches = [Match(label, score, float(self.probability(score))) for label, score in found]
             best = matches[0]
-            out.append(Identification(str(names[q]), best.label if best.score >= self.threshold else UNKNOWN,
+            out.append(Identification(str(names[q]), best.label if best.score >= t else UNKNOWN,
                                       best.score, matches))
         return out
 
-    def identify(self, clips: Sequence[AudioInput], top: int = 3) -> list[Identification]:
-        """The ``top`` best classes of each clip; ``unknown`` when none clears the threshold (open set)."""
+    def identify(self, clips: Sequence[AudioInput], top: int = 3, *,
+                 threshold: float | None = None) -> list[Identification]:
+        """The ``top`` best classes of each clip; ``unknown`` when none clears the gallery's threshold, or
+        ``threshold`` for this call (nothing is saved) (open set)."""
         self._require()
-        return self.identify_embeddings(self.verifier.embed(list(clips)), [str(c) if not isinstance(c, tuple) else "<array>" for c in clips], top)
+        self.check_threshold(threshold)  # before the slow part
+        return self.identify_embeddings(self.verifier.embed(list(clips)),
+                                        [str(c) if not isinstance(c, tuple) else "<array>" for c in clips], top,
+                                        threshold=threshold)
 
-    def verify(self, label: str, clips: Sequence[AudioInput]) -> list[Decision]:
-        """Is each clip of class ``label``? One decision per clip, against that class alone (with a
-        warning where a clip is too short to judge)."""
+    def verify(self, label: str, clips: Sequence[AudioInput], *, threshold: float | None = None) -> list[Decision]:
+        """Is each clip of class ``label``? One decision per clip, against that class alone, at the gallery's
+        threshold or ``threshold`` for this call (with a warning where a clip is too short to judge)."""
         if label not in self.classes:
             raise GalleryError(f"{self.path}: no class {label!r} (classes: {', '.join(self.classes) or 'none'})")
+        t = self.check_threshold(threshold)
         feats = self.verifier.features_of(list(clips))
         s, classes = self.scores(self.verifier.embed_features(feats))
         col = s[:, classes.index(label)]
         out = []
         for k, (x, c) in enumerate(zip(col, clips)):
             warn = tuple(self.verifier.short_clip_warnings([feats[k]], [clip_name(c, k)]))
-            out.append(Decision(float(x), self.threshold, bool(x >= self.threshold),
-                                float(self.probability(x)), warn))
+            out.append(Decision(float(x), t, bool(x >= t), float(self.probability(x)), warn))
         return out

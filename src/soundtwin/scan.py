@@ -53,14 +53,16 @@ def _windows(path: str | os.PathLike[str], sr: int, win: int, hop: int, block_wi
 
 
 def scan(gallery: Gallery, recording: str | os.PathLike[str], *, window: float = 1.0, hop: float = 0.5,
-         min_rms_db: float = -50.0) -> list[Segment]:
+         min_rms_db: float = -50.0, threshold: float | None = None) -> list[Segment]:
     """Label sliding windows of ``recording`` against the gallery and merge adjacent windows of the
     same label into segments ``(start, end, label, score)`` in seconds; ``score`` is the segment's best.
 
-    Windows quieter than ``min_rms_db`` (dBFS) or identified as ``unknown`` produce no segment.
+    Windows quieter than ``min_rms_db`` (dBFS) or identified as ``unknown`` (at the gallery's threshold, or
+    ``threshold``) produce no segment.
     """
     if window <= 0 or hop <= 0:
         raise SoundtwinError(f"window and hop must be positive, got window={window}, hop={hop}")
+    gallery.check_threshold(threshold)
     v = gallery.verifier
     sr = v.cfg.features.sample_rate
     win, step = int(round(window * sr)), int(round(hop * sr))
@@ -72,7 +74,8 @@ def scan(gallery: Gallery, recording: str | os.PathLike[str], *, window: float =
         if not len(loud):
             continue
         feats = list(compute_features_batch(frames[loud], v.cfg.features))
-        ids = gallery.identify_embeddings(v.embed_features(feats), [str(s) for s in starts[loud]], top=1)
+        ids = gallery.identify_embeddings(v.embed_features(feats), [str(s) for s in starts[loud]], top=1,
+                                          threshold=threshold)
         for i, ident in zip(loud, ids):
             if ident.label == UNKNOWN:
                 continue

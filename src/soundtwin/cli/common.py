@@ -62,6 +62,9 @@ Runtime = Annotated[str, typer.Option(help="torch, onnx, or auto: onnx when the 
 Device = Annotated[str, typer.Option(help="Where the network runs: cpu, cuda (cuda:N) or auto (a GPU when there is "
                                             "one). auto and cuda use the torch runtime.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+Threshold = Annotated[Optional[float], typer.Option(
+    "--threshold", help="Decide at this score instead of the stored threshold, for this call only (nothing is "
+                        "saved; probabilities do not change).", show_default=False)]
 
 
 def cache_arg(cache: Optional[Path], no_cache: bool) -> Path | None | bool:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SoundtwinError
-from .common import AsJson, Device, command, echo_json, warn
+from .common import AsJson, Device, Threshold, command, echo_json, warn
 
 @command()
 def enroll(
@@ -128,6 +128,7 @@ def identify(
     clips: Annotated[list[Path], typer.Argument(help="Clips to identify.")],
     top: Annotated[int, typer.Option("--top", help="How many classes to list.")] = 3,
     as_json: AsJson = False,
+    threshold: Threshold = None,
     device: Device = "cpu",
 ) -> None:
     """Which enrolled class is each clip? 'unknown' when none clears the threshold."""
@@ -137,7 +138,7 @@ def identify(
     from ..gallery import Gallery
 
     g = Gallery.load(gallery, device=device)
-    res = g.identify(list_audio(clips), top=top)
+    res = g.identify(list_audio(clips), top=top, threshold=threshold)
     if as_json:
         echo_json([asdict(r) for r in res])
         return
@@ -152,6 +153,7 @@ def verify(
     label: Annotated[str, typer.Argument(help="Enrolled class to verify against.")],
     clips: Annotated[list[Path], typer.Argument(help="Clips to verify.")],
     as_json: AsJson = False,
+    threshold: Threshold = None,
     device: Device = "cpu",
 ) -> None:
     """Is each clip of class LABEL? yes/no with its score."""
@@ -160,7 +162,7 @@ def verify(
 
     g = Gallery.load(gallery, device=device)
     paths = list_audio(clips)
-    res = g.verify(label, paths)
+    res = g.verify(label, paths, threshold=threshold)
     for d in res:
         warn(d.warnings)
     if as_json:
@@ -178,6 +180,7 @@ def scan_cmd(
     window: Annotated[float, typer.Option(help="Window length in seconds.")] = 1.0,
     hop: Annotated[float, typer.Option(help="Hop between windows in seconds.")] = 0.5,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write segments to .csv or .json.")] = None,
+    threshold: Threshold = None,
     device: Device = "cpu",
 ) -> None:
     """Find enrolled sounds in a long recording: start,end,label,score segments."""
@@ -188,7 +191,7 @@ def scan_cmd(
     from ..io import atomic_write_text
     from ..scan import scan
 
-    segs = scan(Gallery.load(gallery, device=device), recording, window=window, hop=hop)
+    segs = scan(Gallery.load(gallery, device=device), recording, window=window, hop=hop, threshold=threshold)
     if out is not None and out.suffix.lower() == ".json":
         text = json.dumps([s.as_dict() for s in segs], indent=1) + "\n"
     else:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..errors import SoundtwinError
-from .common import AsJson, Cache, Device, ModelDir, NoCache, Runtime, cache_arg, command, echo_json, warn
+from .common import AsJson, Cache, Device, ModelDir, NoCache, Runtime, Threshold, cache_arg, command, echo_json, warn
 
 @command()
 def evaluate(
@@ -70,6 +70,7 @@ def compare(
                                                      "model's name (soundtwin models); without one, the default "
                                                      "built-in.", show_default=False)],
     as_json: AsJson = False,
+    threshold: Threshold = None,
     runtime: Runtime = "auto",
     device: Device = "cpu",
 ) -> None:
@@ -86,7 +87,7 @@ def compare(
     else:
         raise SoundtwinError(f"compare takes [MODEL] A B: two clips, optionally after a model; got {len(clips)} "
                              f"argument(s)")
-    d = load_verifier(model, runtime, device=device).verify(a, b)
+    d = load_verifier(model, runtime, device=device).verify(a, b, threshold=threshold)
     warn(d.warnings)
     if as_json:
         echo_json({"model": str(model), "a": str(a), "b": str(b), "score": d.score, "threshold": d.threshold,

@@ -216,15 +216,35 @@ class EmbedderBase:
         e = self.embed([a, b])
         return float(self.score_embeddings(e[0], e[1])[0])
 
-    def decide(self, score: float) -> Decision:
-        return Decision(score=float(score), threshold=self.threshold, same=bool(score >= self.threshold),
+    def check_threshold(self, threshold: float | None) -> float:
+        """``threshold`` (a decision threshold given for one call) checked against this model's scores, or the
+        stored threshold when it is ``None``."""
+        if threshold is None:
+            return self.threshold
+        try:
+            t = float(threshold)
+        except (TypeError, ValueError):
+            raise SoundtwinError(f"threshold {threshold!r}: not a number") from None
+        if not np.isfinite(t):
+            raise SoundtwinError(f"threshold {threshold!r}: must be a finite number")
+        if self.distance.normalizes and not -1.0 <= t <= 1.0:
+            raise SoundtwinError(f"threshold {t:g}: this model's scores are cosines, in [-1, 1] (its own threshold "
+                                 f"is {self.threshold:.4f})")
+        return t
+
+    def decide(self, score: float, threshold: float | None = None) -> Decision:
+        """Same or different at ``threshold`` (the stored one when ``None``); the probability does not depend
+        on it."""
+        t = self.check_threshold(threshold)
+        return Decision(score=float(score), threshold=t, same=bool(score >= t),
                         probability=float(self.probability(score)))
 
-    def verify(self, a: AudioInput, b: AudioInput) -> Decision:
-        """Score two clips and decide same/different at the stored threshold; ``warnings`` says when a
-        clip is too short to judge."""
+    def verify(self, a: AudioInput, b: AudioInput, *, threshold: float | None = None) -> Decision:
+        """Score two clips and decide same/different at the stored threshold, or at ``threshold`` for this call;
+        ``warnings`` says when a clip is too short to judge."""
+        t = self.check_threshold(threshold)  # before the slow part
         feats = self.features_of([a, b])
         e = self.embed_features(feats)
-        d = self.decide(float(self.score_embeddings(e[0], e[1])[0]))
+        d = self.decide(float(self.score_embeddings(e[0], e[1])[0]), t)
         names = [clip_name(c, k) for k, c in enumerate((a, b))]
         return replace(d, warnings=tuple(self.short_clip_warnings(feats, names)))
