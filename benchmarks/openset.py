@@ -1,10 +1,11 @@
 """Open-set identification: does ``unknown`` fire for sounds of no enrolled class? (issue 14, part 2)
 
-A gallery enrolls 5 clips (``--shots``) of each class of one protocol's test split (classes the models below never trained
-on as such: unseen speakers for digits, unseen words for speakers); its queries are the rest of those clips
-(knowns) and sounds of classes and datasets never enrolled (unknowns: spoken digits for an animal gallery,
-cats and dogs for a digit or speaker gallery, both for a gallery of game effects (heldout-sounds' test classes),
-and synthetic whistles, hums, chirps, knocks, hiss, beeps and buzz for all). At the gallery's own threshold it reports the fraction of unknowns named as a class
+A gallery enrolls 5 clips (``--shots``) of each class of one protocol's test split (classes the models below
+never trained on as such: unseen speakers for digits, unseen words for speakers); its queries are the rest of
+those clips (knowns) and sounds of classes and datasets never enrolled (unknowns: spoken digits for an animal
+gallery, cats and dogs for a digit or speaker gallery, both for a gallery of game effects (heldout-sounds' test
+classes), and synthetic whistles, hums, chirps, knocks, hiss, beeps and buzz for all). At the gallery's own
+threshold it reports the fraction of unknowns named as a class
 (``unknown accepted``; target 5 % or less) and the fraction of knowns named correctly (``known correct``; target
 90 % or more), for the threshold rules: ``pairs eer`` (the old rule: EER of every leave-one-out clip-vs-class
 trial), the open-set rule (``open-set eer``, ``open-set far=F``: a left-out clip's best other class stands
@@ -41,7 +42,8 @@ from soundtwin.synth import SR, synth_clip  # noqa: E402
 
 RESULTS = HERE / "openset_results.json"
 SHOTS = 5
-GALLERIES = {"digits": "fsdd-digits", "speakers": "fsdd-speakers", "animals": "catsdogs", "effects": "heldout-sounds"}
+GALLERIES = {"digits": "fsdd-digits", "speakers": "fsdd-speakers", "animals": "catsdogs",
+             "effects": "heldout-sounds"}
 #: unknowns of each gallery: the test clips of these protocols (classes never enrolled) and synthetic sounds
 UNKNOWN_FROM = {"digits": ["catsdogs"], "speakers": ["catsdogs"], "animals": ["fsdd-digits"],
                 "effects": ["catsdogs", "fsdd-digits"]}
@@ -96,7 +98,8 @@ def run(model: str, where: str, gallery: str, seed: int, shots: int = SHOTS) -> 
             rows.append({
                 "key": f"{model}|{gallery}|{rule}|{seed}" + (f"|{shots}" if shots != SHOTS else ""),
                 "model": model, "gallery": gallery, "rule": rule, "seed": seed, "shots": shots,
-                "threshold_rule": g.threshold_rule, "classes": len(by_class), "enrolled": len(enrolled), "knowns": len(known),
+                "threshold_rule": g.threshold_rule, "classes": len(by_class), "enrolled": len(enrolled),
+                "knowns": len(known),
                 "unknowns": len(unknown), "threshold": round(g.threshold, 4),
                 "unknown_accepted": round(float(np.mean([i.label != "unknown" for i in ids_u])), 4),
                 "known_correct": round(float(np.mean([i.label == t for i, t in zip(ids_k, truth)])), 4),

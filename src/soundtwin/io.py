@@ -29,7 +29,8 @@ _NPY_LOCK = threading.Lock()
 
 
 def load_npy(path: str | os.PathLike[str], *, mmap_mode: Any = None) -> Any:
-    """``np.load`` of a ``.npy``/``.npz`` file (no pickles), safe to call from several threads at once."""
+    """``np.load`` of a ``.npy`` file (no pickles), safe to call from several threads at once (an ``.npz`` parses
+    its members' headers later, outside the lock: not for those)."""
     import numpy as np
 
     with _NPY_LOCK:
